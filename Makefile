@@ -1,0 +1,139 @@
+# NoPorts in C: one Makefile for everything.
+#   make            build every binary into build/
+#   make check      install missing dependencies, build, run all tests
+#   make demo       install missing dependencies, run the product end to end
+#   make fuzz       build the libFuzzer targets (clang)
+#   make install    DESTDIR= PREFIX= (default /usr/local)
+#   SANITIZE=1      build with ASan+UBSan;  V=1  show full command lines
+
+PREFIX	?= /usr/local
+DESTDIR	?=
+CC	?= cc
+BUILD	?= build
+PKGS	:= libsodium openssl json-c sqlite3
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+WARN	:= -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 \
+	   -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+CFLAGS_OUR := -std=c11 -D_GNU_SOURCE -g -fPIE -fstack-protector-strong \
+	   $(WARN) -Ilib $(PKG_CFLAGS)
+LDFLAGS_OUR := -pie -Wl,-z,relro,-z,now
+
+ifeq ($(SANITIZE),1)
+CFLAGS_OUR += -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	   -fno-sanitize-recover=undefined
+LDFLAGS_OUR += -fsanitize=address,undefined
+BUILD := build-san
+else
+CFLAGS_OUR += -O2 -D_FORTIFY_SOURCE=2
+endif
+
+LIB_SRC	:= $(sort $(wildcard lib/*.c))
+SRV_SRC	:= $(filter-out server/main.c,$(sort $(wildcard server/*.c)))
+NP_SRC	:= $(filter-out proxy/main.c,$(sort $(wildcard proxy/*.c)))
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBNP	:= $(BUILD)/libnp.a
+LIBSRV	:= $(BUILD)/libsrv.a
+LIBPROXY := $(BUILD)/libproxy.a
+BINS	:= $(BUILD)/np-server $(BUILD)/np
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all check unit integration fuzz fuzz-smoke demo install clean deps \
+	format tidy
+all: $(BINS)
+
+deps:
+	$(Q)scripts/install-deps
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_OUR) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/obj/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_OUR) $(CHECK_CFLAGS) -Iserver -Iproxy $(CFLAGS) \
+		-Wno-missing-prototypes -MMD -MP -c -o $@ $<
+
+$(LIBNP): $(call obj,$(LIB_SRC))
+$(LIBSRV): $(call obj,$(SRV_SRC))
+$(LIBPROXY): $(call obj,$(NP_SRC))
+$(LIBNP) $(LIBSRV) $(LIBPROXY):
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/np-server: $(call obj,server/main.c) $(LIBSRV) $(LIBNP)
+$(BUILD)/np: $(call obj,proxy/main.c) $(LIBPROXY) $(LIBNP)
+$(BINS):
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBSRV) $(LIBPROXY) $(LIBNP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+
+# The whole test suite: unit tests, integration tests on loopback, and a
+# short run of every fuzz target when clang is present.
+check: deps
+	$(Q)$(MAKE) --no-print-directory all unit-bins
+	$(Q)$(MAKE) --no-print-directory fuzz
+	$(Q)BUILD=$(BUILD) scripts/run-tests
+
+unit-bins: $(UNIT_BINS)
+unit: unit-bins
+	$(Q)BUILD=$(BUILD) scripts/run-tests unit
+integration: all
+	$(Q)BUILD=$(BUILD) scripts/run-tests integration
+
+# libFuzzer targets: each tests/fuzz/fuzz_NAME.c is built with clang
+# against the library sources compiled for fuzzing.
+FUZZ_CC	?= clang
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iserver -Iproxy \
+	$(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -DNP_FUZZING
+fuzz:
+	$(Q)if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(FUZZ_BINS); \
+	else echo "fuzz: $(FUZZ_CC) not found, fuzz targets not built"; fi
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(SRV_SRC) $(wildcard lib/*.h)
+	@mkdir -p build-fuzz
+	@$(if $(Q),echo "  FUZZ    $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(SRV_SRC) $(PKG_LIBS)
+
+fuzz-smoke: fuzz
+	$(Q)BUILD=$(BUILD) scripts/run-tests fuzz
+
+demo: deps all
+	$(Q)BUILD=$(BUILD) scripts/demo
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BUILD)/np $(DESTDIR)$(PREFIX)/bin/np
+	install -m 0755 $(BUILD)/np-server $(DESTDIR)$(PREFIX)/sbin/np-server
+
+format:
+	clang-format -i lib/*.[ch] server/*.[ch] proxy/*.[ch] tests/unit/*.c \
+		tests/fuzz/*.c
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

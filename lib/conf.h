@@ -1,0 +1,68 @@
+/*
+ * ssh_config-style configuration files, parsed from a table.
+ *   Keyword value...      or   Keyword=value
+ * '#' starts a comment, keywords are case-insensitive, values may be
+ * double-quoted.  Unknown keywords, a repeated single-valued keyword,
+ * missing or extra arguments and out-of-range numbers are errors reported
+ * as "file:line: message".  The parser is a pure function of the bytes.
+ */
+#ifndef NP_CONF_H
+#define NP_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NP_CONF_MAX_FILE (1024 * 1024)
+#define NP_CONF_MAX_LINE 4096
+
+enum np_conf_type {
+	NP_CONF_STR,	  /* char *: one argument */
+	NP_CONF_INT,	  /* long: one argument within [min, max] */
+	NP_CONF_BOOL,	  /* int: yes / no */
+	NP_CONF_DURATION, /* long seconds: "30", "30s", "5m", "2h", "1d" */
+	NP_CONF_HOSTPORT, /* struct np_hostport: "host:port", "[v6]:port" */
+	NP_CONF_IDENT,	  /* char *: an identity "@name" */
+	NP_CONF_LIST,	  /* struct np_strlist: all arguments, may repeat */
+	NP_CONF_PATH,	  /* char *: one argument, "~/" expanded */
+};
+
+#define NP_CONF_REQUIRED 0x1
+
+struct np_hostport {
+	char *host;
+	char *port; /* decimal string */
+};
+
+struct np_strlist {
+	char **v;
+	size_t n;
+};
+
+struct np_conf_kw {
+	const char *name;
+	enum np_conf_type type;
+	size_t offset; /* offsetof the field in the caller's struct */
+	int flags;
+	long min, max; /* NP_CONF_INT and NP_CONF_DURATION */
+	const char *help;
+};
+
+/*
+ * Parse text into obj per table (terminated by a {NULL} entry).  On error
+ * returns NP_ERR_CONF and writes "fname:line: message" into err.  Values
+ * already set in obj (defaults) are overwritten by the file.
+ */
+int np_conf_parse(const struct np_conf_kw *table, void *obj,
+    const char *text, size_t len, const char *fname, char *err,
+    size_t errlen);
+/* Read path (regular file, <= NP_CONF_MAX_FILE) and parse it. */
+int np_conf_load(const struct np_conf_kw *table, void *obj, const char *path,
+    char *err, size_t errlen);
+/* Free every string and list the table names in obj. */
+void np_conf_free(const struct np_conf_kw *table, void *obj);
+
+int np_hostport_parse(const char *s, struct np_hostport *hp);
+void np_hostport_free(struct np_hostport *hp);
+void np_strlist_free(struct np_strlist *l);
+
+#endif
