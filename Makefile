@@ -50,8 +50,11 @@ LIBSRV	:= $(BUILD)/libsrv.a
 LIBPROXY := $(BUILD)/libproxy.a
 BINS	:= $(BUILD)/np-server $(BUILD)/np
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
-.PHONY: all check unit integration fuzz fuzz-smoke demo install clean deps \
+PHONY_EXTRA := tools unit-bins
+.PHONY: $(PHONY_EXTRA) all check unit integration fuzz fuzz-smoke demo install clean deps \
 	format tidy
 all: $(BINS)
 
@@ -91,14 +94,22 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBSRV) $(LIBPROXY) $(LIBNP)
 # The whole test suite: unit tests, integration tests on loopback, and a
 # short run of every fuzz target when clang is present.
 check: deps
-	$(Q)$(MAKE) --no-print-directory all unit-bins
+	$(Q)$(MAKE) --no-print-directory all unit-bins tools
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)BUILD=$(BUILD) scripts/run-tests
 
 unit-bins: $(UNIT_BINS)
+tools: $(TOOL_BINS)
+
+# Test tools (load generators, fault injectors) used by the integration
+# tests: plain C programs linked against libnp.
+$(BUILD)/tools/%: $(BUILD)/obj/tests/tools/%.o $(LIBNP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 unit: unit-bins
 	$(Q)BUILD=$(BUILD) scripts/run-tests unit
-integration: all
+integration: all tools
 	$(Q)BUILD=$(BUILD) scripts/run-tests integration
 
 # libFuzzer targets: each tests/fuzz/fuzz_NAME.c is built with clang

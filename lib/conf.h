@@ -43,7 +43,8 @@ struct np_conf_kw {
 	enum np_conf_type type;
 	size_t offset; /* offsetof the field in the caller's struct */
 	int flags;
-	long min, max; /* NP_CONF_INT and NP_CONF_DURATION */
+	long min, max; /* NP_CONF_INT and NP_CONF_DURATION; both 0 means
+			* any long (INT) or any value >= 0 (DURATION) */
 	const char *help;
 };
 
@@ -51,16 +52,32 @@ struct np_conf_kw {
  * Parse text into obj per table (terminated by a {NULL} entry).  On error
  * returns NP_ERR_CONF and writes "fname:line: message" into err.  Values
  * already set in obj (defaults) are overwritten by the file.
+ * Field types: STR/IDENT/PATH char * (defaults must be malloc'ed: they are
+ * freed when replaced), INT/DURATION long, BOOL int, HOSTPORT struct
+ * np_hostport, LIST struct np_strlist (the file's first occurrence drops
+ * the defaults, later ones append).  Only STR accepts "" as a value.
+ * NP_ERR_ALLOC on out of memory, NP_ERR_INTERNAL on a bad table.  On any
+ * error obj still holds only owned values: np_conf_free() releases it.
  */
 int np_conf_parse(const struct np_conf_kw *table, void *obj,
     const char *text, size_t len, const char *fname, char *err,
     size_t errlen);
-/* Read path (regular file, <= NP_CONF_MAX_FILE) and parse it. */
+/*
+ * Read path (regular file, <= NP_CONF_MAX_FILE) and parse it.  Besides
+ * np_conf_parse's codes: NP_ERR_NOT_FOUND when path does not exist,
+ * NP_ERR_SYSTEM on other open/read errors ("path: strerror"), NP_ERR_CONF
+ * for a non-regular or too large file.
+ */
 int np_conf_load(const struct np_conf_kw *table, void *obj, const char *path,
     char *err, size_t errlen);
 /* Free every string and list the table names in obj. */
 void np_conf_free(const struct np_conf_kw *table, void *obj);
 
+/*
+ * "host:port" or "[v6addr]:port" into hp (host without brackets, port
+ * normalised decimal 1..65535).  hp is overwritten (not freed) and left
+ * {NULL, NULL} on error.  NP_OK, NP_ERR_INVALID or NP_ERR_ALLOC.
+ */
 int np_hostport_parse(const char *s, struct np_hostport *hp);
 void np_hostport_free(struct np_hostport *hp);
 void np_strlist_free(struct np_strlist *l);

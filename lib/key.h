@@ -68,4 +68,40 @@ int np_b64_decode(const char *s, uint8_t *out, size_t max, size_t *n);
 /* "SHA256:" + unpadded base64 of SHA-256(p), as ssh prints. */
 int np_fingerprint(const uint8_t *p, size_t n, char *out, size_t outlen);
 
+/* sodium_init() once; safe to call again.  NP_OK or NP_ERR_CRYPTO. */
+int np_crypto_init(void);
+/* A key from a 32-byte seed (tests, fixed fuzz keys). */
+int np_key_from_seed(const char *name, const uint8_t seed[32],
+    struct np_key **out);
+
+/* Signed messages of docs/PROTOCOL.md, appended to out. */
+#define NP_AUTH_LABEL "noports-auth-v1"	    /* sizeof includes the NUL */
+#define NP_ENROLL_LABEL "noports-enroll-v1"
+/* "noports-auth-v1\0" || nonce || cb || id */
+int np_auth_message(const uint8_t nonce[32], const uint8_t cb[32],
+    const char *id, struct np_buf *out);
+/* "noports-enroll-v1\0" || nonce || cb || pk || id */
+int np_enroll_message(const uint8_t nonce[32], const uint8_t cb[32],
+    const uint8_t pk[32], const char *id, struct np_buf *out);
+
+/*
+ * Write p[0..len) to path atomically: a 0600 temp file in the same
+ * directory (O_EXCL|O_NOFOLLOW), fsync, then rename over path (replace
+ * != 0) or link to it (replace == 0: NP_ERR_EXISTS when path exists).
+ * The directory must exist (NP_ERR_NOT_FOUND).  The temp file is removed
+ * on every error.
+ */
+int np_file_write_atomic(const char *path, const uint8_t *p, size_t len,
+    int replace);
+
+/*
+ * Read a whole regular file of at most max bytes into a new buffer
+ * (secure memory when secure != 0).  Opened with O_NOFOLLOW; NP_ERR_PERM
+ * when it is a symlink or not a regular file, when (mode & badmode) != 0
+ * or when it is owned by neither the euid nor root; NP_ERR_NOT_FOUND when
+ * it does not exist; NP_ERR_TOO_BIG over max.
+ */
+int np_file_read_checked(const char *path, size_t max, unsigned badmode,
+    int secure, struct np_buf **out);
+
 #endif
