@@ -152,8 +152,9 @@ np_buf_reserve(struct np_buf *b, size_t n, uint8_t **dst)
 		b->d = nd;
 		b->alloc = nalloc;
 	}
+	/* b->d is still NULL after reserving 0 bytes in a new buffer. */
 	if (dst != NULL)
-		*dst = b->d + b->size;
+		*dst = b->d == NULL ? NULL : b->d + b->size;
 	b->size += n;
 	return NP_OK;
 }
@@ -254,6 +255,29 @@ np_buf_put_cstring(struct np_buf *b, const char *s)
 	return np_buf_put_string(b, s, s == NULL ? 0 : strlen(s));
 }
 
+/* putf when the text exactly fills the buffer: no room for the NUL. */
+static int buf_putf_full(struct np_buf *, size_t, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
+static int
+buf_putf_full(struct np_buf *b, size_t n, const char *fmt, va_list ap)
+{
+	char *tmp;
+	int r;
+
+	tmp = b->secure ? sodium_malloc(n + 1) : malloc(n + 1);
+	if (tmp == NULL)
+		return NP_ERR_ALLOC;
+	vsnprintf(tmp, n + 1, fmt, ap);
+	r = np_buf_put(b, tmp, n);
+	sodium_memzero(tmp, n + 1);
+	if (b->secure)
+		sodium_free(tmp);
+	else
+		free(tmp);
+	return r;
+}
+
 int
 np_buf_putf(struct np_buf *b, const char *fmt, ...)
 {
@@ -266,6 +290,14 @@ np_buf_putf(struct np_buf *b, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return NP_ERR_INVALID;
+	if ((size_t)n > np_buf_avail(b))
+		return NP_ERR_TOO_BIG;
+	if ((size_t)n == np_buf_avail(b)) {
+		va_start(ap, fmt);
+		r = buf_putf_full(b, (size_t)n, fmt, ap);
+		va_end(ap);
+		return r;
+	}
 	/* Reserve room for the NUL vsnprintf writes, then drop it. */
 	if ((r = np_buf_reserve(b, (size_t)n + 1, &dst)) != NP_OK)
 		return r;

@@ -52,10 +52,14 @@ struct np_conf_kw {
  * Parse text into obj per table (terminated by a {NULL} entry).  On error
  * returns NP_ERR_CONF and writes "fname:line: message" into err.  Values
  * already set in obj (defaults) are overwritten by the file.
- * Field types: STR/IDENT/PATH char * (defaults must be malloc'ed: they are
- * freed when replaced), INT/DURATION long, BOOL int, HOSTPORT struct
- * np_hostport, LIST struct np_strlist (the file's first occurrence drops
- * the defaults, later ones append).  Only STR accepts "" as a value.
+ * Field types: STR/IDENT/PATH char *, INT/DURATION long, BOOL int,
+ * HOSTPORT struct np_hostport, LIST struct np_strlist.  Defaults held in
+ * pointer fields must be malloc'ed: they are freed when the file replaces
+ * them (a LIST's defaults are dropped at its first occurrence in the file;
+ * later occurrences append).  Only STR accepts "" as a value.  Lines:
+ * "Keyword value", "Keyword=value", "Keyword = value"; '#' starts a
+ * comment at the start of a line or of an argument; "..." quotes an
+ * argument (no escapes); CRLF is fine; NUL bytes are refused.
  * NP_ERR_ALLOC on out of memory, NP_ERR_INTERNAL on a bad table.  On any
  * error obj still holds only owned values: np_conf_free() releases it.
  */

@@ -44,8 +44,8 @@ np_json_parse(const uint8_t *p, size_t len, struct json_object **out)
 		return NP_ERR_INVALID;
 	if ((tok = json_tokener_new_ex(TOKENER_DEPTH)) == NULL)
 		return NP_ERR_ALLOC;
-	json_tokener_set_flags(tok,
-	    JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+					JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, (const char *)p, (int)len);
 	if (obj == NULL) {
 		jerr = json_tokener_get_error(tok);
@@ -61,7 +61,7 @@ np_json_parse(const uint8_t *p, size_t len, struct json_object **out)
 	*out = obj;
 	obj = NULL;
 	r = NP_OK;
- out:
+out:
 	json_object_put(obj);
 	json_tokener_free(tok);
 	return r;
@@ -102,7 +102,7 @@ np_frame_encode(struct json_object *obj, struct np_buf *out)
 	if (obj == NULL || !json_object_is_type(obj, json_type_object))
 		return NP_ERR_INVALID;
 	s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN,
-	    &len);
+					      &len);
 	if (s == NULL)
 		return NP_ERR_ALLOC;
 	if (len == 0 || len > NP_FRAME_MAX)

@@ -1,0 +1,103 @@
+/*
+ * End-to-end boxes (docs/PROTOCOL.md "End-to-end boxes"):
+ *   box = nonce(24) || crypto_box_easy(json, nonce, to_x25519_pk,
+ *                                      from_x25519_sk)
+ * The plaintext is one JSON object
+ *   {"v":1,"type":STR,"from":"@a","to":"@b","session":STR,"ts":MS,
+ *    "ttl":S,"id":MID,"body":{...}}
+ * and a replay cache remembers message ids until their window ends.
+ */
+#ifndef NP_BOX_H
+#define NP_BOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "key.h"
+
+struct json_object;
+
+#define NP_BOX_MAX (48 * 1024)	 /* max sealed box bytes */
+#define NP_BOX_NONCE_LEN 24
+#define NP_BOX_OVERHEAD (24 + 16) /* nonce + MAC */
+#define NP_BOX_SKEW_MS 30000
+#define NP_BOX_MAX_TTL 604800	 /* seconds, 7 days */
+#define NP_BOX_TYPE_MAX 32	 /* [a-z0-9_.-]{1,32} */
+#define NP_BOX_SESSION_MAX 64	 /* printable ASCII, may be empty */
+#define NP_BOX_TS_MAX ((int64_t)1 << 53)
+#define NP_MID_LEN 32		 /* hex digits */
+#define NP_REPLAY_DEFAULT 65536	 /* a sensible np_replay_new() size */
+
+struct np_box_msg {
+	char *type;
+	char *from;
+	char *to;
+	char *session;
+	int64_t ts;
+	uint32_t ttl;
+	char id[NP_MID_LEN + 1];
+	struct json_object *body; /* owned reference */
+};
+
+struct np_replay;
+
+/* 16 random bytes as 32 lowercase hex digits. */
+int np_mid_new(char out[NP_MID_LEN + 1]);
+/* 1 if s is exactly 32 lowercase hex digits. */
+int np_mid_valid(const char *s);
+/* 1 if s is a valid message type ([a-z0-9_.-]{1,32}). */
+int np_box_type_valid(const char *s);
+
+/*
+ * Seal a message from sender to (to, to_pk) and append the box to out.
+ * session NULL means "", body NULL means {} (body is borrowed), mid NULL
+ * means a fresh one; the mid used is copied to mid_out when not NULL.
+ * ttl must be 1..NP_BOX_MAX_TTL.  NP_ERR_TOO_BIG when the box would
+ * exceed NP_BOX_MAX.
+ */
+int np_box_seal(const struct np_key *sender, const uint8_t to_pk[NP_PK_LEN],
+    const char *to, const char *type, const char *session,
+    struct json_object *body, uint32_t ttl, int64_t now_ms, const char *mid,
+    struct np_buf *out, char mid_out[NP_MID_LEN + 1]);
+
+/*
+ * Open a box from outer_from (the server-recorded sender, whose pinned key
+ * is from_pk) to me.  Checks, in order, with distinct codes:
+ *   length (NP_ERR_TOO_BIG / NP_ERR_TRUNCATED), decryption
+ *   (NP_ERR_CRYPTO), plaintext (NP_ERR_INVALID), from/to/id against the
+ *   routing (NP_ERR_WRONG_PEER; outer_mid NULL: id not checked), ttl and
+ *   ts window (NP_ERR_STALE), replay (NP_ERR_REPLAY, or NP_ERR_LIMIT when
+ *   the cache is full; rc NULL: no replay check).
+ */
+int np_box_open(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
+    const char *outer_from, const char *outer_mid, const uint8_t *box,
+    size_t len, int64_t now_ms, struct np_replay *rc,
+    struct np_box_msg **out);
+
+/* Pure, strict parser of a box plaintext (fuzz target). */
+int np_box_parse_plain(const uint8_t *p, size_t len, struct np_box_msg **out);
+void np_box_msg_free(struct np_box_msg *m);
+
+/* A replay cache holding at most max_entries live ids. */
+struct np_replay *np_replay_new(size_t max_entries);
+void np_replay_free(struct np_replay *rc);
+/*
+ * Remember mid until until_ms.  NP_ERR_REPLAY when it is already there,
+ * NP_ERR_LIMIT when the cache is full of unexpired ids (live entries are
+ * never evicted: that would allow replays).  Purges expired entries.
+ * With a persisted cache the entry is on disk (fsync) before NP_OK.
+ */
+int np_replay_check_add(struct np_replay *rc, const char *mid,
+    int64_t until_ms, int64_t now_ms);
+/* Number of entries held (expired ones may linger until the next add). */
+size_t np_replay_count(const struct np_replay *rc);
+/*
+ * Persist the cache in path (lines "mid until_ms", file 0600): loads the
+ * unexpired entries already there, skipping garbage, then appends each new
+ * entry (fflush + fsync), compacting the file when it grows past twice the
+ * live entries.
+ */
+int np_replay_persist(struct np_replay *rc, const char *path);
+
+#endif
