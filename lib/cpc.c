@@ -106,6 +106,7 @@ struct np_cpc {
 	size_t nreqs;
 	int monitoring;
 	uint64_t gen;
+	uint64_t welcomes;	/* connections that reached welcome */
 	int busy;
 	int doomed;
 	int last_err;
@@ -233,7 +234,9 @@ np_cpc_backoff(uint32_t min_ms, uint32_t max_ms, unsigned attempt)
 	if (max_ms < min_ms) {
 		max_ms = min_ms;
 	}
-	for (unsigned i = 0; i < attempt && cap < max_ms; i++) {
+	/* Attempt 0 already spreads over [min, 2 min]: many clients that
+	 * lost one server at once must not come back in step. */
+	for (unsigned i = 0; i <= attempt && cap < max_ms; i++) {
 		cap *= 2;
 	}
 	if (cap > max_ms) {
@@ -337,6 +340,12 @@ const char *
 np_cpc_detail(const struct np_cpc *c)
 {
 	return c->detail;
+}
+
+int
+np_cpc_last_error(const struct np_cpc *c)
+{
+	return c->last_err;
 }
 
 size_t
@@ -1034,6 +1043,7 @@ cpc_on_welcome(struct np_cpc *c, struct json_object *obj)
 		c->token = NULL;
 	}
 	c->state = CPC_UP;
+	c->welcomes++;
 	c->detail[0] = '\0';
 	cpc_timer_clear(c, &c->phase_timer);
 	c->stable_timer = np_ev_timer_add(c->ev, NP_CPC_STABLE_MS,
@@ -1472,6 +1482,7 @@ int
 np_cpc_connect_wait(struct np_cpc *c, int timeout_ms)
 {
 	uint64_t deadline = np_now_mono_ms() + (uint64_t)timeout_ms;
+	uint64_t welcomes = c->welcomes;
 	int r, left;
 
 	if (c->state == CPC_UP) {
@@ -1481,7 +1492,9 @@ np_cpc_connect_wait(struct np_cpc *c, int timeout_ms)
 		return r;
 	}
 	for (;;) {
-		if (c->state == CPC_UP) {
+		/* Up, or was up for a moment (welcome and a close may come
+		 * in one read): authentication (enrollment) succeeded. */
+		if (c->state == CPC_UP || c->welcomes != welcomes) {
 			return NP_OK;
 		}
 		if (c->state == CPC_IDLE || c->state == CPC_WAIT) {

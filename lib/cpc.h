@@ -106,6 +106,8 @@ int np_cpc_is_up(const struct np_cpc *c);
 /* Human-readable detail of the last failure ("" when none), e.g.
  * "expected SHA256:x, got SHA256:y" or "server: token: ...". */
 const char *np_cpc_detail(const struct np_cpc *c);
+/* Why the last connection or attempt ended (NP_OK: none yet). */
+int np_cpc_last_error(const struct np_cpc *c);
 /* Bytes waiting to be written; requests fail with NP_ERR_AGAIN while
  * this is above NP_CPC_OUT_HIGH. */
 size_t np_cpc_out_pending(const struct np_cpc *c);
@@ -153,13 +155,16 @@ int np_cpc_parse_lookup(struct json_object *obj,
 /* Map a server error code ("auth", "token", ...) to an np_err. */
 int np_cpc_code_err(const char *code);
 
-/* Backoff for attempt n (0-based): uniform in [min, min(max, min*2^n)]. */
+/* Backoff for attempt n (0-based): uniform in [min, min(max,
+ * min*2^(n+1))] (full jitter above the floor). */
 uint32_t np_cpc_backoff(uint32_t min_ms, uint32_t max_ms, unsigned attempt);
 
 /* --- Synchronous helpers (CLI tools) --- */
 
 /* Run the loop until the client is up or fails; NP_OK or the error
- * (NP_ERR_TIMEOUT after timeout_ms).  Does not enable reconnects. */
+ * (NP_ERR_TIMEOUT after timeout_ms).  NP_OK also when the welcome came
+ * and the connection dropped right after it (the enrollment stands; the
+ * next request fails with NP_ERR_CLOSED).  Does not enable reconnects. */
 int np_cpc_connect_wait(struct np_cpc *c, int timeout_ms);
 
 /* Collects one answer for np_cpc_wait(). */

@@ -1,0 +1,312 @@
+/*
+ * The np client's config table (proxy/config.c) and small CLI helpers
+ * (proxy/cli.c).
+ */
+#include <sys/stat.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "cli.h"
+#include "config.h"
+#include "err.h"
+#include "key.h"
+
+#define FP "SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU"
+
+static char home[64];
+
+static void
+setup(void)
+{
+	snprintf(home, sizeof(home), "/tmp/test_npconfig.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(home));
+	setenv("HOME", home, 1);
+}
+
+static void
+teardown(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", home);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static int
+parse(const char *text, struct np_config *cfg, char *err, size_t errlen)
+{
+	ck_assert_int_eq(np_config_defaults(cfg), NP_OK);
+	return np_config_parse(cfg, text, strlen(text), "cfg", err, errlen);
+}
+
+START_TEST(defaults)
+{
+	struct np_config cfg;
+	char want[128];
+
+	ck_assert_int_eq(np_config_defaults(&cfg), NP_OK);
+	ck_assert_ptr_null(cfg.identity);
+	ck_assert_ptr_null(cfg.server.host);
+	ck_assert_ptr_null(cfg.server_fingerprint);
+	ck_assert_int_eq(cfg.connect_timeout, 10);
+	snprintf(want, sizeof(want), "%s/.config/noports/identity.key", home);
+	ck_assert_str_eq(cfg.identity_file, want);
+	snprintf(want, sizeof(want), "%s/.config/noports/known_identities",
+	    home);
+	ck_assert_str_eq(cfg.known_identities, want);
+	np_config_free(&cfg);
+	ck_assert_ptr_null(cfg.identity_file);
+	np_config_free(&cfg); /* twice is fine */
+	np_config_free(NULL);
+	/* Without HOME there are no default paths, but no failure. */
+	unsetenv("HOME");
+	ck_assert_int_eq(np_config_defaults(&cfg), NP_OK);
+	ck_assert_ptr_null(cfg.identity_file);
+	ck_assert_int_eq(np_config_path("config", want, sizeof(want)),
+	    NP_ERR_CONF);
+	np_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(good_file)
+{
+	struct np_config cfg;
+	char err[256], want[128];
+
+	ck_assert_int_eq(parse("# client\n"
+	    "Identity @alice\n"
+	    "  identityfile ~/keys/alice.key\n"
+	    "Server cp.example.com:6464\n"
+	    "ServerFingerprint " FP "\n"
+	    "KnownIdentities=/etc/np/known\n"
+	    "ConnectTimeout 5m\n", &cfg, err, sizeof(err)), NP_OK);
+	ck_assert_str_eq(cfg.identity, "@alice");
+	snprintf(want, sizeof(want), "%s/keys/alice.key", home);
+	ck_assert_str_eq(cfg.identity_file, want);
+	ck_assert_str_eq(cfg.server.host, "cp.example.com");
+	ck_assert_str_eq(cfg.server.port, "6464");
+	ck_assert_str_eq(cfg.server_fingerprint, FP);
+	ck_assert_str_eq(cfg.known_identities, "/etc/np/known");
+	ck_assert_int_eq(cfg.connect_timeout, 300);
+	np_config_free(&cfg);
+
+	ck_assert_int_eq(parse("Server [::1]:7000\n", &cfg, err, sizeof(err)),
+	    NP_OK);
+	ck_assert_str_eq(cfg.server.host, "::1");
+	ck_assert_str_eq(cfg.server.port, "7000");
+	np_config_free(&cfg);
+	ck_assert_int_eq(parse("", &cfg, err, sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.connect_timeout, 10);
+	np_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(bad_files)
+{
+	static const struct {
+		const char *text;
+		const char *msg;
+	} bad[] = {
+		{ "Identity @alice\nFoo bar\n", "cfg:2:" },
+		{ "Identity alice\n", "cfg:1:" },
+		{ "Identity @Alice\n", "cfg:1:" },
+		{ "Identity @a @b\n", "cfg:1:" },
+		{ "Identity\n", "cfg:1:" },
+		{ "Identity @a\nIdentity @b\n", "cfg:2:" },
+		{ "Server example.com\n", "cfg:1:" },
+		{ "Server example.com:0\n", "cfg:1:" },
+		{ "Server example.com:70000\n", "cfg:1:" },
+		{ "ConnectTimeout 0\n", "cfg:1:" },
+		{ "ConnectTimeout 2h\n", "cfg:1:" },
+		{ "ConnectTimeout soon\n", "cfg:1:" },
+		{ "IdentityFile ~bob/key\n", "cfg:1:" },
+		{ "ServerFingerprint abc\n", "ServerFingerprint" },
+		{ "ServerFingerprint SHA256:abc\n", "ServerFingerprint" },
+		{ "ServerFingerprint MD5:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZ"
+		    "G3hSuFU\n", "ServerFingerprint" },
+		{ "ServerFingerprint " FP "=\n", "ServerFingerprint" },
+		{ "ServerFingerprint SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMp"
+		    "JWZG3hSu!U\n", "ServerFingerprint" },
+	};
+	struct np_config cfg;
+	char err[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		ck_assert_msg(parse(bad[i].text, &cfg, err, sizeof(err)) ==
+		    NP_ERR_CONF, "accepted: %s", bad[i].text);
+		ck_assert_msg(strstr(err, bad[i].msg) != NULL,
+		    "'%s' -> '%s'", bad[i].text, err);
+		np_config_free(&cfg);
+	}
+}
+END_TEST
+
+START_TEST(load_files)
+{
+	struct np_config cfg;
+	char path[128], err[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/missing", home);
+	ck_assert_int_eq(np_config_load(&cfg, path, 0, err, sizeof(err)),
+	    NP_OK);
+	ck_assert_ptr_nonnull(cfg.identity_file);
+	np_config_free(&cfg);
+	ck_assert_int_ne(np_config_load(&cfg, path, 1, err, sizeof(err)),
+	    NP_OK);
+	ck_assert_ptr_nonnull(strstr(err, path));
+	np_config_free(&cfg);
+
+	snprintf(path, sizeof(path), "%s/config", home);
+	ck_assert_ptr_nonnull(f = fopen(path, "w"));
+	fprintf(f, "Identity @bob\nBogus 1\n");
+	fclose(f);
+	ck_assert_int_eq(np_config_load(&cfg, path, 0, err, sizeof(err)),
+	    NP_ERR_CONF);
+	ck_assert_ptr_nonnull(strstr(err, ":2: "));
+	ck_assert_ptr_nonnull(strstr(err, "Bogus"));
+	np_config_free(&cfg);
+	ck_assert_int_eq(np_config_load(&cfg, home, 0, err, sizeof(err)),
+	    NP_ERR_CONF); /* a directory */
+	np_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(write_new)
+{
+	struct np_config cfg;
+	struct stat st;
+	char path[128], err[256];
+
+	snprintf(path, sizeof(path), "%s/.config/noports/config", home);
+	ck_assert_int_eq(np_config_write_new(path, "@alice", "::1", "6464",
+	    FP), NP_OK);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	snprintf(path, sizeof(path), "%s/.config/noports", home);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0700);
+	snprintf(path, sizeof(path), "%s/.config/noports/config", home);
+	ck_assert_int_eq(np_config_load(&cfg, path, 1, err, sizeof(err)),
+	    NP_OK);
+	ck_assert_str_eq(cfg.identity, "@alice");
+	ck_assert_str_eq(cfg.server.host, "::1");
+	ck_assert_str_eq(cfg.server.port, "6464");
+	ck_assert_str_eq(cfg.server_fingerprint, FP);
+	np_config_free(&cfg);
+	/* Never overwrites. */
+	ck_assert_int_eq(np_config_write_new(path, "@bob", "h", "1", FP),
+	    NP_ERR_EXISTS);
+}
+END_TEST
+
+START_TEST(fp_valid)
+{
+	ck_assert(np_config_fp_valid(FP));
+	ck_assert(!np_config_fp_valid(NULL));
+	ck_assert(!np_config_fp_valid(""));
+	ck_assert(!np_config_fp_valid("SHA256:"));
+	ck_assert(!np_config_fp_valid("sha256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5"
+	    "NMpJWZG3hSuFU"));
+	ck_assert(!np_config_fp_valid(FP "A"));
+}
+END_TEST
+
+START_TEST(sanitize)
+{
+	char *s;
+
+	s = cli_sanitize("plain text, ünïcode");
+	ck_assert_str_eq(s, "plain text, ünïcode");
+	free(s);
+	s = cli_sanitize("a\x1b[31mb\nc\x7f" "d\t");
+	ck_assert_str_eq(s, "a?[31mb?c?d?");
+	free(s);
+	s = cli_sanitize("x\xc2\x9b" "2Jy\xc2\xa0z"); /* C1 CSI, then NBSP */
+	ck_assert_str_eq(s, "x?2Jy\xc2\xa0z");
+	free(s);
+	s = cli_sanitize("");
+	ck_assert_str_eq(s, "");
+	free(s);
+}
+END_TEST
+
+START_TEST(parse_long)
+{
+	long v = -1;
+
+	ck_assert_int_eq(cli_parse_long("10", 1, 100, &v), 0);
+	ck_assert_int_eq(v, 10);
+	ck_assert_int_ne(cli_parse_long("0", 1, 100, &v), 0);
+	ck_assert_int_ne(cli_parse_long("101", 1, 100, &v), 0);
+	ck_assert_int_ne(cli_parse_long("-5", -10, 100, &v), 0);
+	ck_assert_int_ne(cli_parse_long("5x", 1, 100, &v), 0);
+	ck_assert_int_ne(cli_parse_long("", 1, 100, &v), 0);
+	ck_assert_int_ne(cli_parse_long(" 5", 1, 100, &v), 0);
+	ck_assert_int_ne(cli_parse_long("99999999999999999999", 1, 100, &v),
+	    0);
+	ck_assert_int_ne(cli_parse_long(NULL, 1, 100, &v), 0);
+	ck_assert_int_eq(v, 10);
+}
+END_TEST
+
+START_TEST(mkdir_p)
+{
+	char p[128];
+	struct stat st;
+
+	snprintf(p, sizeof(p), "%s/a/b/c", home);
+	ck_assert_int_eq(np_mkdir_p(p), NP_OK);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0700);
+	ck_assert_int_eq(np_mkdir_p(p), NP_OK);
+	snprintf(p, sizeof(p), "%s/x/y/file", home);
+	ck_assert_int_eq(np_mkdir_parent(p), NP_OK);
+	snprintf(p, sizeof(p), "%s/x/y", home);
+	ck_assert_int_eq(stat(p, &st), 0);
+	ck_assert(S_ISDIR(st.st_mode));
+	ck_assert_int_eq(np_mkdir_parent("file"), NP_OK);
+	ck_assert_int_ne(np_mkdir_p(""), NP_OK);
+}
+END_TEST
+
+static Suite *
+npconfig_suite(void)
+{
+	Suite *s = suite_create("npconfig");
+	TCase *tc = tcase_create("config");
+	TCase *cli = tcase_create("cli");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, defaults);
+	tcase_add_test(tc, good_file);
+	tcase_add_test(tc, bad_files);
+	tcase_add_test(tc, load_files);
+	tcase_add_test(tc, write_new);
+	tcase_add_test(tc, fp_valid);
+	tcase_add_checked_fixture(cli, setup, teardown);
+	tcase_add_test(cli, sanitize);
+	tcase_add_test(cli, parse_long);
+	tcase_add_test(cli, mkdir_p);
+	suite_add_tcase(s, tc);
+	suite_add_tcase(s, cli);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(npconfig_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
