@@ -1,0 +1,137 @@
+/*
+ * The control plane's storage: identities, their rotation chains,
+ * one-time enrollment tokens (only their SHA-256) and the queued boxes.
+ *
+ * One narrow interface with plain C types; the SQLite backend lives in
+ * store_sqlite.c (a PostgreSQL one can implement the same functions).
+ * Identities are passed as "@name".  Times are milliseconds since the
+ * epoch and are passed in by the caller, so expiry can be tested.
+ * Every function returns NP_OK or a negative np_err code.
+ */
+#ifndef NP_STORE_H
+#define NP_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define NP_STORE_PK_LEN 32
+#define NP_STORE_SIG_LEN 64
+#define NP_STORE_HASH_LEN 32 /* SHA-256 of a token */
+#define NP_STORE_ROT_MAX 16  /* rotation chain length kept */
+#define NP_STORE_MID_MAX 32  /* 32 lowercase hex digits */
+#define NP_STORE_BOX_MAX 49152
+#define NP_STORE_FETCH_MAX 256 /* most boxes one fetch returns */
+
+/* np_store_open() flags */
+#define NP_STORE_CREATE 0x1 /* create a new database (fails if present) */
+
+enum np_store_state {
+	NP_STORE_ACTIVE = 1,
+	NP_STORE_REVOKED = 2,
+};
+
+struct np_store;
+
+struct np_store_rot {
+	uint8_t old_pk[NP_STORE_PK_LEN];
+	uint8_t new_pk[NP_STORE_PK_LEN];
+	uint8_t sig[NP_STORE_SIG_LEN];
+};
+
+struct np_store_box {
+	int64_t seq;	    /* assigned by the store */
+	char recipient[64]; /* "@name" */
+	char sender[64];    /* "@name" */
+	char mid[NP_STORE_MID_MAX + 1];
+	uint8_t *box; /* malloc'ed (fetch) or caller's (put) */
+	size_t box_len;
+	int64_t created_ms;
+	int64_t expires_ms;
+};
+
+/* One row of np_store_list(). */
+struct np_store_ident {
+	const char *name;
+	const uint8_t *pk; /* NP_STORE_PK_LEN bytes */
+	int state;	   /* enum np_store_state */
+	int64_t queued;
+};
+typedef int np_store_list_cb(const struct np_store_ident *id, void *arg);
+
+/*
+ * Open (or with NP_STORE_CREATE create) the database at path.  An
+ * existing database must carry a schema version this code knows.
+ */
+int np_store_open(const char *path, int flags, struct np_store **out);
+void np_store_close(struct np_store *s); /* NULL is fine */
+
+/* pk and/or state may be NULL.  NP_ERR_NOT_FOUND. */
+int np_store_identity_get(struct np_store *s, const char *name,
+			  uint8_t pk[NP_STORE_PK_LEN], int *state);
+
+/* Remember SHA-256(token) for name, valid until expires_ms. */
+int np_store_token_add(struct np_store *s, const char *name,
+		       const uint8_t hash[NP_STORE_HASH_LEN],
+		       int64_t expires_ms, int64_t now_ms);
+
+/*
+ * In one transaction: find an unexpired token of name whose hash matches
+ * (constant-time compare), refuse if name is active (NP_ERR_EXISTS), use
+ * up the token, bind name to pk (replacing a revoked binding and its
+ * rotation chain).  NP_ERR_TOKEN when no token matches.
+ */
+int np_store_enroll(struct np_store *s, const char *name,
+		    const uint8_t hash[NP_STORE_HASH_LEN],
+		    const uint8_t pk[NP_STORE_PK_LEN], int64_t now_ms);
+
+/* Mark name revoked, drop its boxes and tokens.  NP_ERR_NOT_FOUND. */
+int np_store_revoke(struct np_store *s, const char *name, int64_t now_ms);
+
+/*
+ * Append rot to name's chain (keeping the newest NP_STORE_ROT_MAX) and
+ * bind name to rot->new_pk, if name is active (NP_ERR_REVOKED,
+ * NP_ERR_NOT_FOUND) and rot->old_pk is its current key
+ * (NP_ERR_KEY_CHANGED).  Signatures are the caller's to check.
+ */
+int np_store_rotate(struct np_store *s, const char *name,
+		    const struct np_store_rot *rot, int64_t now_ms);
+/* The chain, oldest first, into out[0..max); *n entries. */
+int np_store_rot_get(struct np_store *s, const char *name,
+		     struct np_store_rot *out, size_t max, size_t *n);
+
+/*
+ * Queue b (recipient, sender, mid, box, created_ms, expires_ms).  The
+ * recipient must exist (NP_ERR_NOT_FOUND) and be active
+ * (NP_ERR_REVOKED).  A duplicate (recipient, mid) is ignored: *dup = 1
+ * and nothing changes.  When the recipient's queue then holds more than
+ * queue_max boxes the oldest are deleted and counted in *dropped.
+ * b->seq is set on a new insert.  dup and dropped may be NULL.
+ */
+int np_store_box_put(struct np_store *s, struct np_store_box *b,
+		     int64_t queue_max, int *dup, int64_t *dropped);
+/*
+ * Unexpired boxes for recipient with seq > after, in seq order, at most
+ * limit (capped at NP_STORE_FETCH_MAX).  *out is an array of *n boxes
+ * to release with np_store_boxes_free().
+ */
+int np_store_box_fetch(struct np_store *s, const char *recipient, int64_t after,
+		       size_t limit, int64_t now_ms, struct np_store_box **out,
+		       size_t *n);
+void np_store_boxes_free(struct np_store_box *v, size_t n);
+/* Delete one box of recipient.  NP_ERR_NOT_FOUND when there was none. */
+int np_store_box_ack(struct np_store *s, const char *recipient, int64_t seq);
+/* Boxes queued for recipient (expired ones included until swept). */
+int np_store_box_count(struct np_store *s, const char *recipient, int64_t *n);
+
+/* Delete expired boxes and tokens; counts may be NULL. */
+int np_store_expire(struct np_store *s, int64_t now_ms, int64_t *nboxes,
+		    int64_t *ntokens);
+
+/* Every identity in name order; a callback result other than NP_OK
+ * stops the walk and is returned. */
+int np_store_list(struct np_store *s, np_store_list_cb *cb, void *arg);
+
+/* *changed = 1 when another process committed since the last call. */
+int np_store_changed(struct np_store *s, int *changed);
+
+#endif

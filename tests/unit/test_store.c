@@ -1,0 +1,694 @@
+/*
+ * The SQLite store, against a temporary database file.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <sodium.h>
+
+#include "err.h"
+#include "store.h"
+
+#define NOW 1700000000000LL
+#define HOUR (3600LL * 1000)
+
+static char dir[64];
+static char path[128];
+static struct np_store *st;
+
+static void
+setup(void)
+{
+	ck_assert_int_ge(sodium_init(), 0);
+	snprintf(dir, sizeof(dir), "/tmp/np-test-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/np.db", dir);
+	ck_assert_int_eq(np_store_open(path, NP_STORE_CREATE, &st), NP_OK);
+}
+
+static void
+teardown(void)
+{
+	char p[160];
+
+	np_store_close(st);
+	st = NULL;
+	snprintf(p, sizeof(p), "%s-wal", path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", path);
+	unlink(p);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void
+hash_of(const char *token, uint8_t h[NP_STORE_HASH_LEN])
+{
+	crypto_hash_sha256(h, (const uint8_t *)token, strlen(token));
+}
+
+static void
+add_token(const char *name, const char *token, int64_t expires)
+{
+	uint8_t h[NP_STORE_HASH_LEN];
+
+	hash_of(token, h);
+	ck_assert_int_eq(np_store_token_add(st, name, h, expires, NOW), NP_OK);
+}
+
+static int
+enroll(const char *name, const char *token, uint8_t fill, int64_t now)
+{
+	uint8_t h[NP_STORE_HASH_LEN], pk[NP_STORE_PK_LEN];
+
+	hash_of(token, h);
+	memset(pk, fill, sizeof(pk));
+	return np_store_enroll(st, name, h, pk, now);
+}
+
+/* Enroll @name with key bytes all equal to fill. */
+static void
+make_ident(const char *name, uint8_t fill)
+{
+	add_token(name, "setup-token", NOW + HOUR);
+	ck_assert_int_eq(enroll(name, "setup-token", fill, NOW), NP_OK);
+}
+
+static int
+put_box(const char *to, const char *mid, int64_t expires, int64_t qmax,
+	int *dup, int64_t *dropped)
+{
+	struct np_store_box b;
+	uint8_t data[40];
+
+	memset(&b, 0, sizeof(b));
+	snprintf(b.recipient, sizeof(b.recipient), "%s", to);
+	snprintf(b.sender, sizeof(b.sender), "@sender");
+	snprintf(b.mid, sizeof(b.mid), "%s", mid);
+	memset(data, strlen(mid) > 0 ? mid[strlen(mid) - 1] : 0, sizeof(data));
+	b.box = data;
+	b.box_len = sizeof(data);
+	b.created_ms = NOW;
+	b.expires_ms = expires;
+	return np_store_box_put(st, &b, qmax, dup, dropped);
+}
+
+static const char *
+mid_n(int i)
+{
+	static char m[NP_STORE_MID_MAX + 1];
+
+	snprintf(m, sizeof(m), "%032x", i);
+	return m;
+}
+
+START_TEST(test_open_create_twice)
+{
+	struct np_store *s2 = NULL;
+
+	ck_assert_int_eq(np_store_open(path, NP_STORE_CREATE, &s2),
+			 NP_ERR_EXISTS);
+	ck_assert_ptr_null(s2);
+	ck_assert_int_eq(np_store_open(path, 0, &s2), NP_OK);
+	np_store_close(s2);
+	np_store_close(NULL);
+}
+END_TEST
+
+START_TEST(test_open_missing)
+{
+	struct np_store *s2 = NULL;
+	char p[160];
+
+	snprintf(p, sizeof(p), "%s/nonexistent.db", dir);
+	ck_assert_int_ne(np_store_open(p, 0, &s2), NP_OK);
+	ck_assert_ptr_null(s2);
+	ck_assert_int_ne(access(p, F_OK), 0);
+}
+END_TEST
+
+START_TEST(test_open_not_a_store)
+{
+	struct np_store *s2 = NULL;
+	char p[160];
+	FILE *f;
+
+	snprintf(p, sizeof(p), "%s/junk.db", dir);
+	ck_assert_ptr_nonnull(f = fopen(p, "w"));
+	fputs("this is not a database at all, not even close........", f);
+	fclose(f);
+	ck_assert_int_ne(np_store_open(p, 0, &s2), NP_OK);
+	ck_assert_ptr_null(s2);
+	unlink(p);
+}
+END_TEST
+
+START_TEST(test_enroll_good)
+{
+	uint8_t pk[NP_STORE_PK_LEN], want[NP_STORE_PK_LEN];
+	int state = 0;
+
+	ck_assert_int_eq(np_store_identity_get(st, "@alice", pk, &state),
+			 NP_ERR_NOT_FOUND);
+	add_token("@alice", "tok-a", NOW + HOUR);
+	ck_assert_int_eq(enroll("@alice", "tok-a", 0xaa, NOW), NP_OK);
+	ck_assert_int_eq(np_store_identity_get(st, "@alice", pk, &state),
+			 NP_OK);
+	memset(want, 0xaa, sizeof(want));
+	ck_assert_mem_eq(pk, want, sizeof(pk));
+	ck_assert_int_eq(state, NP_STORE_ACTIVE);
+	ck_assert_int_eq(np_store_identity_get(st, "@alice", NULL, NULL),
+			 NP_OK);
+}
+END_TEST
+
+START_TEST(test_enroll_token_twice)
+{
+	add_token("@alice", "tok-a", NOW + HOUR);
+	ck_assert_int_eq(enroll("@alice", "tok-a", 0xaa, NOW), NP_OK);
+	ck_assert_int_eq(np_store_revoke(st, "@alice", NOW), NP_OK);
+	/* Used up: even once the name is free again it does not work. */
+	ck_assert_int_eq(enroll("@alice", "tok-a", 0xbb, NOW), NP_ERR_TOKEN);
+}
+END_TEST
+
+START_TEST(test_enroll_wrong_token)
+{
+	add_token("@alice", "tok-a", NOW + HOUR);
+	ck_assert_int_eq(enroll("@alice", "tok-b", 0xaa, NOW), NP_ERR_TOKEN);
+	ck_assert_int_eq(enroll("@alice", "", 0xaa, NOW), NP_ERR_TOKEN);
+	/* A token is good only for the name it was issued for. */
+	ck_assert_int_eq(enroll("@bob", "tok-a", 0xaa, NOW), NP_ERR_TOKEN);
+	ck_assert_int_eq(np_store_identity_get(st, "@bob", NULL, NULL),
+			 NP_ERR_NOT_FOUND);
+	/* The failures did not use it up. */
+	ck_assert_int_eq(enroll("@alice", "tok-a", 0xaa, NOW), NP_OK);
+}
+END_TEST
+
+START_TEST(test_enroll_expired_token)
+{
+	add_token("@alice", "tok-a", NOW + HOUR);
+	ck_assert_int_eq(enroll("@alice", "tok-a", 0xaa, NOW + HOUR),
+			 NP_ERR_TOKEN);
+	ck_assert_int_eq(enroll("@alice", "tok-a", 0xaa, NOW + 2 * HOUR),
+			 NP_ERR_TOKEN);
+	ck_assert_int_eq(enroll("@alice", "tok-a", 0xaa, NOW + HOUR - 1),
+			 NP_OK);
+}
+END_TEST
+
+START_TEST(test_enroll_bound_name)
+{
+	uint8_t pk[NP_STORE_PK_LEN], want[NP_STORE_PK_LEN];
+
+	add_token("@alice", "tok-1", NOW + HOUR);
+	add_token("@alice", "tok-2", NOW + HOUR);
+	ck_assert_int_eq(enroll("@alice", "tok-1", 0xaa, NOW), NP_OK);
+	ck_assert_int_eq(enroll("@alice", "tok-2", 0xbb, NOW), NP_ERR_EXISTS);
+	ck_assert_int_eq(np_store_identity_get(st, "@alice", pk, NULL), NP_OK);
+	memset(want, 0xaa, sizeof(want));
+	ck_assert_mem_eq(pk, want, sizeof(pk));
+}
+END_TEST
+
+START_TEST(test_enroll_bad_name)
+{
+	uint8_t h[NP_STORE_HASH_LEN] = {0};
+
+	ck_assert_int_eq(np_store_token_add(st, "alice", h, NOW + HOUR, NOW),
+			 NP_ERR_INVALID);
+	ck_assert_int_eq(np_store_token_add(st, "@Alice", h, NOW + HOUR, NOW),
+			 NP_ERR_INVALID);
+	ck_assert_int_eq(np_store_token_add(st, "@", h, NOW + HOUR, NOW),
+			 NP_ERR_INVALID);
+	ck_assert_int_eq(enroll("@a'; DROP TABLE x;--", "t", 1, NOW),
+			 NP_ERR_INVALID);
+	ck_assert_int_eq(np_store_identity_get(st, "", NULL, NULL),
+			 NP_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(test_revoke_reenroll)
+{
+	struct np_store_rot rot, chain[NP_STORE_ROT_MAX];
+	uint8_t pk[NP_STORE_PK_LEN], want[NP_STORE_PK_LEN];
+	size_t n;
+	int state, dup;
+
+	ck_assert_int_eq(np_store_revoke(st, "@alice", NOW), NP_ERR_NOT_FOUND);
+	add_token("@alice", "tok-1", NOW + HOUR);
+	add_token("@alice", "tok-early", NOW + HOUR);
+	ck_assert_int_eq(enroll("@alice", "tok-1", 0xaa, NOW), NP_OK);
+	memset(rot.old_pk, 0xaa, 32);
+	memset(rot.new_pk, 0xab, 32);
+	memset(rot.sig, 0x01, 64);
+	ck_assert_int_eq(np_store_rotate(st, "@alice", &rot, NOW), NP_OK);
+	ck_assert_int_eq(
+	    put_box("@alice", mid_n(1), NOW + HOUR, 10, &dup, NULL), NP_OK);
+
+	ck_assert_int_eq(np_store_revoke(st, "@alice", NOW), NP_OK);
+	ck_assert_int_eq(np_store_identity_get(st, "@alice", NULL, &state),
+			 NP_OK);
+	ck_assert_int_eq(state, NP_STORE_REVOKED);
+	/* Boxes are gone and no more are taken. */
+	{
+		int64_t c = -1;
+
+		ck_assert_int_eq(np_store_box_count(st, "@alice", &c), NP_OK);
+		ck_assert_int_eq(c, 0);
+	}
+	ck_assert_int_eq(
+	    put_box("@alice", mid_n(2), NOW + HOUR, 10, &dup, NULL),
+	    NP_ERR_REVOKED);
+	ck_assert_int_eq(np_store_rotate(st, "@alice", &rot, NOW),
+			 NP_ERR_REVOKED);
+	/* A token issued before the revocation is dead. */
+	ck_assert_int_eq(enroll("@alice", "tok-early", 0xcc, NOW),
+			 NP_ERR_TOKEN);
+	/* A new one works; the old chain is gone. */
+	add_token("@alice", "tok-late", NOW + HOUR);
+	ck_assert_int_eq(enroll("@alice", "tok-late", 0xcc, NOW), NP_OK);
+	ck_assert_int_eq(np_store_identity_get(st, "@alice", pk, &state),
+			 NP_OK);
+	memset(want, 0xcc, sizeof(want));
+	ck_assert_mem_eq(pk, want, sizeof(pk));
+	ck_assert_int_eq(state, NP_STORE_ACTIVE);
+	ck_assert_int_eq(np_store_rot_get(st, "@alice", chain, 16, &n), NP_OK);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_rotation_chain)
+{
+	struct np_store_rot rot, chain[NP_STORE_ROT_MAX + 4];
+	uint8_t pk[NP_STORE_PK_LEN];
+	size_t n;
+	int i;
+
+	make_ident("@alice", 0);
+	for (i = 0; i < 20; i++) {
+		memset(rot.old_pk, i, 32);
+		memset(rot.new_pk, i + 1, 32);
+		memset(rot.sig, 0x40 + i, 64);
+		ck_assert_int_eq(np_store_rotate(st, "@alice", &rot, NOW),
+				 NP_OK);
+	}
+	ck_assert_int_eq(np_store_identity_get(st, "@alice", pk, NULL), NP_OK);
+	ck_assert_uint_eq(pk[0], 20);
+	ck_assert_uint_eq(pk[31], 20);
+	ck_assert_int_eq(
+	    np_store_rot_get(st, "@alice", chain, NP_STORE_ROT_MAX + 4, &n),
+	    NP_OK);
+	ck_assert_uint_eq(n, NP_STORE_ROT_MAX);
+	/* Oldest first; the four oldest were dropped. */
+	for (i = 0; i < NP_STORE_ROT_MAX; i++) {
+		ck_assert_uint_eq(chain[i].old_pk[0], i + 4);
+		ck_assert_uint_eq(chain[i].new_pk[31], i + 5);
+		ck_assert_uint_eq(chain[i].sig[63], 0x40 + i + 4);
+	}
+	/* A shorter read gets the newest entries, still oldest first. */
+	ck_assert_int_eq(np_store_rot_get(st, "@alice", chain, 2, &n), NP_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(chain[0].old_pk[0], 18);
+	ck_assert_uint_eq(chain[1].old_pk[0], 19);
+}
+END_TEST
+
+START_TEST(test_rotation_refused)
+{
+	struct np_store_rot rot, chain[4];
+	uint8_t pk[NP_STORE_PK_LEN];
+	size_t n;
+
+	memset(rot.old_pk, 7, 32);
+	memset(rot.new_pk, 8, 32);
+	memset(rot.sig, 9, 64);
+	ck_assert_int_eq(np_store_rotate(st, "@nobody", &rot, NOW),
+			 NP_ERR_NOT_FOUND);
+	make_ident("@alice", 1);
+	ck_assert_int_eq(np_store_rotate(st, "@alice", &rot, NOW),
+			 NP_ERR_KEY_CHANGED);
+	ck_assert_int_eq(np_store_identity_get(st, "@alice", pk, NULL), NP_OK);
+	ck_assert_uint_eq(pk[0], 1);
+	ck_assert_int_eq(np_store_rot_get(st, "@alice", chain, 4, &n), NP_OK);
+	ck_assert_uint_eq(n, 0);
+}
+END_TEST
+
+START_TEST(test_box_order_ack)
+{
+	struct np_store_box *v;
+	size_t n;
+	int64_t seqs[5], c;
+	int i, dup;
+
+	make_ident("@bob", 2);
+	for (i = 0; i < 5; i++) {
+		struct np_store_box b;
+		uint8_t data[3] = {1, 2, (uint8_t)i};
+
+		memset(&b, 0, sizeof(b));
+		snprintf(b.recipient, sizeof(b.recipient), "@bob");
+		snprintf(b.sender, sizeof(b.sender), "@alice");
+		snprintf(b.mid, sizeof(b.mid), "%s", mid_n(100 + i));
+		b.box = data;
+		b.box_len = sizeof(data);
+		b.created_ms = NOW + i;
+		b.expires_ms = NOW + HOUR;
+		ck_assert_int_eq(np_store_box_put(st, &b, 100, &dup, NULL),
+				 NP_OK);
+		ck_assert_int_eq(dup, 0);
+		seqs[i] = b.seq;
+		if (i > 0) {
+			ck_assert_int_gt(seqs[i], seqs[i - 1]);
+		}
+	}
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 3, NOW, &v, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 3);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(v[i].seq, seqs[i]);
+		ck_assert_str_eq(v[i].sender, "@alice");
+		ck_assert_str_eq(v[i].recipient, "@bob");
+		ck_assert_str_eq(v[i].mid, mid_n(100 + i));
+		ck_assert_uint_eq(v[i].box_len, 3);
+		ck_assert_uint_eq(v[i].box[2], i);
+		ck_assert_int_eq(v[i].created_ms, NOW + i);
+		ck_assert_int_eq(v[i].expires_ms, NOW + HOUR);
+	}
+	np_store_boxes_free(v, n);
+	/* The next page starts after the last seq seen. */
+	ck_assert_int_eq(
+	    np_store_box_fetch(st, "@bob", seqs[2], 10, NOW, &v, &n), NP_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(v[0].seq, seqs[3]);
+	np_store_boxes_free(v, n);
+
+	/* Ack removes exactly one box of that recipient. */
+	ck_assert_int_eq(np_store_box_ack(st, "@bob", seqs[1]), NP_OK);
+	ck_assert_int_eq(np_store_box_ack(st, "@bob", seqs[1]),
+			 NP_ERR_NOT_FOUND);
+	make_ident("@carol", 3);
+	ck_assert_int_eq(np_store_box_ack(st, "@carol", seqs[2]),
+			 NP_ERR_NOT_FOUND);
+	ck_assert_int_eq(np_store_box_count(st, "@bob", &c), NP_OK);
+	ck_assert_int_eq(c, 4);
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 10, NOW, &v, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 4);
+	ck_assert_int_eq(v[0].seq, seqs[0]);
+	ck_assert_int_eq(v[1].seq, seqs[2]);
+	np_store_boxes_free(v, n);
+	/* Nobody else sees them. */
+	ck_assert_int_eq(np_store_box_fetch(st, "@carol", 0, 10, NOW, &v, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 0);
+	np_store_boxes_free(v, n);
+	/* limit 0 returns nothing. */
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 0, NOW, &v, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(v);
+}
+END_TEST
+
+START_TEST(test_box_duplicate)
+{
+	struct np_store_box *v;
+	size_t n;
+	int dup = -1;
+
+	make_ident("@bob", 2);
+	ck_assert_int_eq(put_box("@bob", mid_n(7), NOW + HOUR, 10, &dup, NULL),
+			 NP_OK);
+	ck_assert_int_eq(dup, 0);
+	ck_assert_int_eq(
+	    put_box("@bob", mid_n(7), NOW + 2 * HOUR, 10, &dup, NULL), NP_OK);
+	ck_assert_int_eq(dup, 1);
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 10, NOW, &v, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(v[0].expires_ms, NOW + HOUR);
+	np_store_boxes_free(v, n);
+	/* The same mid to another recipient is a different box. */
+	make_ident("@carol", 3);
+	ck_assert_int_eq(
+	    put_box("@carol", mid_n(7), NOW + HOUR, 10, &dup, NULL), NP_OK);
+	ck_assert_int_eq(dup, 0);
+}
+END_TEST
+
+START_TEST(test_box_queue_bound)
+{
+	struct np_store_box *v;
+	int64_t dropped = -1;
+	size_t n;
+	int i;
+
+	make_ident("@bob", 2);
+	for (i = 0; i < 5; i++) {
+		ck_assert_int_eq(
+		    put_box("@bob", mid_n(i), NOW + HOUR, 5, NULL, &dropped),
+		    NP_OK);
+		ck_assert_int_eq(dropped, 0);
+	}
+	ck_assert_int_eq(
+	    put_box("@bob", mid_n(5), NOW + HOUR, 5, NULL, &dropped), NP_OK);
+	ck_assert_int_eq(dropped, 1);
+	/* A smaller bound drops several at once. */
+	ck_assert_int_eq(
+	    put_box("@bob", mid_n(6), NOW + HOUR, 3, NULL, &dropped), NP_OK);
+	ck_assert_int_eq(dropped, 3);
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 10, NOW, &v, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(v[0].mid, mid_n(4));
+	ck_assert_str_eq(v[1].mid, mid_n(5));
+	ck_assert_str_eq(v[2].mid, mid_n(6));
+	np_store_boxes_free(v, n);
+}
+END_TEST
+
+START_TEST(test_box_bad_input)
+{
+	struct np_store_box b;
+	uint8_t big[NP_STORE_BOX_MAX + 1];
+
+	make_ident("@bob", 2);
+	ck_assert_int_eq(
+	    put_box("@nobody", mid_n(1), NOW + HOUR, 10, NULL, NULL),
+	    NP_ERR_NOT_FOUND);
+	ck_assert_int_eq(put_box("@bob", "", NOW + HOUR, 10, NULL, NULL),
+			 NP_ERR_INVALID);
+	ck_assert_int_eq(put_box("@bob", "ABCDEF", NOW + HOUR, 10, NULL, NULL),
+			 NP_ERR_INVALID);
+	ck_assert_int_eq(put_box("@bob", "12'x", NOW + HOUR, 10, NULL, NULL),
+			 NP_ERR_INVALID);
+	ck_assert_int_eq(put_box("bob", mid_n(1), NOW + HOUR, 10, NULL, NULL),
+			 NP_ERR_INVALID);
+
+	memset(&b, 0, sizeof(b));
+	snprintf(b.recipient, sizeof(b.recipient), "@bob");
+	snprintf(b.sender, sizeof(b.sender), "@alice");
+	snprintf(b.mid, sizeof(b.mid), "%s", mid_n(1));
+	memset(big, 1, sizeof(big));
+	b.box = big;
+	b.box_len = sizeof(big);
+	b.expires_ms = NOW + HOUR;
+	ck_assert_int_eq(np_store_box_put(st, &b, 10, NULL, NULL),
+			 NP_ERR_TOO_BIG);
+	b.box_len = 0;
+	ck_assert_int_eq(np_store_box_put(st, &b, 10, NULL, NULL),
+			 NP_ERR_INVALID);
+	b.box_len = NP_STORE_BOX_MAX;
+	snprintf(b.sender, sizeof(b.sender), "@Alice");
+	ck_assert_int_eq(np_store_box_put(st, &b, 10, NULL, NULL),
+			 NP_ERR_INVALID);
+	snprintf(b.sender, sizeof(b.sender), "@alice");
+	ck_assert_int_eq(np_store_box_put(st, &b, 10, NULL, NULL), NP_OK);
+}
+END_TEST
+
+START_TEST(test_expiry)
+{
+	struct np_store_box *v;
+	int64_t nb = -1, nt = -1;
+	size_t n;
+
+	make_ident("@bob", 2);
+	ck_assert_int_eq(put_box("@bob", mid_n(1), NOW + HOUR, 10, NULL, NULL),
+			 NP_OK);
+	ck_assert_int_eq(
+	    put_box("@bob", mid_n(2), NOW + 3 * HOUR, 10, NULL, NULL), NP_OK);
+	add_token("@zed", "tok-z1", NOW + HOUR);
+	add_token("@zed", "tok-z2", NOW + 3 * HOUR);
+
+	/* An expired box is not fetched even before the sweep. */
+	ck_assert_int_eq(
+	    np_store_box_fetch(st, "@bob", 0, 10, NOW + 2 * HOUR, &v, &n),
+	    NP_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(v[0].mid, mid_n(2));
+	np_store_boxes_free(v, n);
+
+	ck_assert_int_eq(np_store_expire(st, NOW + 2 * HOUR, &nb, &nt), NP_OK);
+	ck_assert_int_eq(nb, 1);
+	ck_assert_int_eq(nt, 1);
+	ck_assert_int_eq(np_store_box_count(st, "@bob", &nb), NP_OK);
+	ck_assert_int_eq(nb, 1);
+	ck_assert_int_eq(np_store_expire(st, NOW + 2 * HOUR, NULL, NULL),
+			 NP_OK);
+	ck_assert_int_eq(enroll("@zed", "tok-z2", 5, NOW + 2 * HOUR), NP_OK);
+}
+END_TEST
+
+static int
+list_cb(const struct np_store_ident *id, void *arg)
+{
+	char *out = arg;
+	size_t len = strlen(out);
+
+	snprintf(out + len, 512 - len, "%s %d %u %lld;", id->name, id->state,
+		 id->pk[0], (long long)id->queued);
+	return NP_OK;
+}
+
+static int
+list_stop_cb(const struct np_store_ident *id, void *arg)
+{
+	(*(int *)arg)++;
+	return NP_ERR_LIMIT;
+}
+
+START_TEST(test_list)
+{
+	char out[512] = "";
+	int calls = 0;
+
+	ck_assert_int_eq(np_store_list(st, list_cb, out), NP_OK);
+	ck_assert_str_eq(out, "");
+	make_ident("@bob", 2);
+	make_ident("@alice", 1);
+	make_ident("@carol", 3);
+	ck_assert_int_eq(put_box("@bob", mid_n(1), NOW + HOUR, 10, NULL, NULL),
+			 NP_OK);
+	ck_assert_int_eq(put_box("@bob", mid_n(2), NOW + HOUR, 10, NULL, NULL),
+			 NP_OK);
+	ck_assert_int_eq(np_store_revoke(st, "@carol", NOW), NP_OK);
+	ck_assert_int_eq(np_store_list(st, list_cb, out), NP_OK);
+	ck_assert_str_eq(out, "@alice 1 1 0;@bob 1 2 2;@carol 2 3 0;");
+	ck_assert_int_eq(np_store_list(st, list_stop_cb, &calls), NP_ERR_LIMIT);
+	ck_assert_int_eq(calls, 1);
+}
+END_TEST
+
+START_TEST(test_reopen)
+{
+	struct np_store_box *v;
+	uint8_t pk[NP_STORE_PK_LEN];
+	size_t n;
+	int state;
+
+	make_ident("@bob", 2);
+	add_token("@dave", "tok-d", NOW + HOUR);
+	ck_assert_int_eq(put_box("@bob", mid_n(9), NOW + HOUR, 10, NULL, NULL),
+			 NP_OK);
+	np_store_close(st);
+	st = NULL;
+	ck_assert_int_eq(np_store_open(path, 0, &st), NP_OK);
+	ck_assert_int_eq(np_store_identity_get(st, "@bob", pk, &state), NP_OK);
+	ck_assert_uint_eq(pk[0], 2);
+	ck_assert_int_eq(state, NP_STORE_ACTIVE);
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 10, NOW, &v, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(v[0].mid, mid_n(9));
+	np_store_boxes_free(v, n);
+	ck_assert_int_eq(enroll("@dave", "tok-d", 4, NOW), NP_OK);
+}
+END_TEST
+
+START_TEST(test_data_version)
+{
+	struct np_store *other = NULL;
+	int changed = -1, state;
+
+	ck_assert_int_eq(np_store_open(path, 0, &other), NP_OK);
+	ck_assert_int_eq(np_store_changed(st, &changed), NP_OK);
+	ck_assert_int_eq(changed, 0);
+	/* Our own writes do not count. */
+	make_ident("@bob", 2);
+	ck_assert_int_eq(np_store_changed(st, &changed), NP_OK);
+	ck_assert_int_eq(changed, 0);
+	/* Another connection's do, once. */
+	ck_assert_int_eq(np_store_revoke(other, "@bob", NOW), NP_OK);
+	ck_assert_int_eq(np_store_changed(st, &changed), NP_OK);
+	ck_assert_int_eq(changed, 1);
+	ck_assert_int_eq(np_store_changed(st, &changed), NP_OK);
+	ck_assert_int_eq(changed, 0);
+	ck_assert_int_eq(np_store_identity_get(st, "@bob", NULL, &state),
+			 NP_OK);
+	ck_assert_int_eq(state, NP_STORE_REVOKED);
+	np_store_close(other);
+}
+END_TEST
+
+static Suite *
+store_suite(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc;
+
+	tc = tcase_create("open");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_open_create_twice);
+	tcase_add_test(tc, test_open_missing);
+	tcase_add_test(tc, test_open_not_a_store);
+	tcase_add_test(tc, test_reopen);
+	tcase_add_test(tc, test_data_version);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("enroll");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_enroll_good);
+	tcase_add_test(tc, test_enroll_token_twice);
+	tcase_add_test(tc, test_enroll_wrong_token);
+	tcase_add_test(tc, test_enroll_expired_token);
+	tcase_add_test(tc, test_enroll_bound_name);
+	tcase_add_test(tc, test_enroll_bad_name);
+	tcase_add_test(tc, test_revoke_reenroll);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("rotate");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_rotation_chain);
+	tcase_add_test(tc, test_rotation_refused);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("boxes");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_box_order_ack);
+	tcase_add_test(tc, test_box_duplicate);
+	tcase_add_test(tc, test_box_queue_bound);
+	tcase_add_test(tc, test_box_bad_input);
+	tcase_add_test(tc, test_expiry);
+	tcase_add_test(tc, test_list);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner *sr = srunner_create(store_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
