@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <json-c/printbuf.h>
 #include <sodium.h>
 
 #include "box.h"
@@ -239,6 +240,80 @@ out:
 	return r;
 }
 
+/* ---- wiping json-c's copies of secrets ---- */
+
+static void
+wipe_string(struct json_object *o, void *userdata)
+{
+	const char *s = json_object_get_string(o);
+	int n = json_object_get_string_len(o);
+
+	if (s != NULL && n > 0) {
+		sodium_memzero((char *)s, (size_t)n);
+	}
+}
+
+void
+np_json_wipe_on_free(struct json_object *o)
+{
+	size_t i, n;
+
+	switch (json_object_get_type(o)) {
+	case json_type_string:
+		json_object_set_userdata(o, NULL, wipe_string);
+		break;
+	case json_type_object: {
+		json_object_object_foreach(o, key, v) {
+			(void)key;
+			np_json_wipe_on_free(v);
+		}
+		break;
+	}
+	case json_type_array:
+		n = json_object_array_length(o);
+		for (i = 0; i < n; i++) {
+			np_json_wipe_on_free(json_object_array_get_idx(o, i));
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * The tokener copies every string it reads into its printbuf.  Size that
+ * buffer for the whole input up front, so it never moves (a realloc would
+ * leave a copy of a secret behind), and wipe it before freeing.  The
+ * struct is published in json_tokener.h; json-c has no accessor.
+ */
+static struct json_tokener *
+tokener_new(size_t len)
+{
+	struct json_tokener *tok;
+
+	if ((tok = json_tokener_new_ex(BOX_JSON_DEPTH)) == NULL) {
+		return NULL;
+	}
+	if (printbuf_memset(tok->pb, 0, 0, (int)len + 1) < 0) {
+		json_tokener_free(tok);
+		return NULL;
+	}
+	printbuf_reset(tok->pb);
+	return tok;
+}
+
+static void
+tokener_free(struct json_tokener *tok)
+{
+	if (tok == NULL) {
+		return;
+	}
+	if (tok->pb != NULL && tok->pb->buf != NULL && tok->pb->size > 0) {
+		sodium_memzero(tok->pb->buf, (size_t)tok->pb->size);
+	}
+	json_tokener_free(tok);
+}
+
 int
 np_box_parse_plain(const uint8_t *p, size_t len, struct np_box_msg **out)
 {
@@ -253,12 +328,17 @@ np_box_parse_plain(const uint8_t *p, size_t len, struct np_box_msg **out)
 	if (len == 0 || len > INT32_MAX || memchr(p, '\0', len) != NULL) {
 		return NP_ERR_INVALID;
 	}
-	if ((tok = json_tokener_new_ex(BOX_JSON_DEPTH)) == NULL) {
+	if ((tok = tokener_new(len)) == NULL) {
 		return NP_ERR_ALLOC;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
 	    JSON_TOKENER_VALIDATE_UTF8);
 	o = json_tokener_parse_ex(tok, (const char *)p, (int)len);
+	if (o != NULL) {
+		/* Every string (the body may hold a private key) is wiped
+		 * when its last reference goes, on every path. */
+		np_json_wipe_on_free(o);
+	}
 	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success ||
 	    json_tokener_get_parse_end(tok) != len) {
 		goto out;
@@ -266,7 +346,7 @@ np_box_parse_plain(const uint8_t *p, size_t len, struct np_box_msg **out)
 	r = msg_from_json(o, out);
 out:
 	json_object_put(o);
-	json_tokener_free(tok);
+	tokener_free(tok);
 	return r;
 }
 
@@ -375,7 +455,7 @@ np_box_seal(const struct np_key *sender, const uint8_t to_pk[NP_PK_LEN],
 {
 	struct json_object *o = NULL;
 	char id[NP_MID_LEN + 1];
-	const char *pt;
+	const char *pt = NULL;
 	size_t ptlen = 0;
 	int r;
 
@@ -529,6 +609,7 @@ struct np_replay {
 	int fd;		   /* append fd of the persisted file, or -1 */
 	char *path;
 	size_t file_lines; /* lines in the file */
+	int dirty;	   /* a write failed: the file may end mid-line */
 };
 
 struct np_replay *
@@ -613,6 +694,7 @@ replay_compact(struct np_replay *rc)
 {
 	struct np_buf *b;
 	char line[REPLAY_LINE_MAX];
+	struct stat st;
 	size_t i;
 	int n, fd, r = NP_OK;
 
@@ -634,15 +716,23 @@ replay_compact(struct np_replay *rc)
 	if (r != NP_OK) {
 		return r;
 	}
-	fd = open(rc->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(rc->path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK);
 	if (fd < 0) {
 		return NP_ERR_SYSTEM;
+	}
+	/* What we opened must be the regular file we just wrote. */
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+	    st.st_uid != geteuid() || (st.st_mode & 022) != 0) {
+		close(fd);
+		return NP_ERR_PERM;
 	}
 	if (rc->fd != -1) {
 		close(rc->fd);
 	}
 	rc->fd = fd;
 	rc->file_lines = rc->n;
+	rc->dirty = 0;
 	return NP_OK;
 }
 
@@ -656,10 +746,19 @@ replay_append(struct np_replay *rc, const struct replay_ent *e)
 	if ((n = replay_line(e, line)) < 0) {
 		return NP_ERR_INTERNAL;
 	}
+	/*
+	 * After a failed (maybe short) write, appending would glue this
+	 * entry onto a partial line and lose it on the next load: rewrite
+	 * the file from memory first (it holds e already).
+	 */
+	if (rc->dirty) {
+		return replay_compact(rc);
+	}
 	do {
 		w = write(rc->fd, line, (size_t)n);
 	} while (w < 0 && errno == EINTR);
 	if (w != n || fsync(rc->fd) != 0) {
+		rc->dirty = 1;
 		return NP_ERR_SYSTEM;
 	}
 	rc->file_lines++;

@@ -75,6 +75,15 @@ int np_box_open(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
     size_t len, int64_t now_ms, struct np_replay *rc,
     struct np_box_msg **out);
 
+/*
+ * Mark every string under o (objects and arrays, recursively) to be wiped
+ * with sodium_memzero when json-c frees it, i.e. when its last reference
+ * goes.  np_box_parse_plain() / np_box_open() do this for everything they
+ * return (a body may hold a session private key); callers building a body
+ * with secrets for np_box_seal() should call it on that body.
+ */
+void np_json_wipe_on_free(struct json_object *o);
+
 /* Pure, strict parser of a box plaintext (fuzz target). */
 int np_box_parse_plain(const uint8_t *p, size_t len, struct np_box_msg **out);
 void np_box_msg_free(struct np_box_msg *m);

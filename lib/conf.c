@@ -701,6 +701,16 @@ np_conf_load(const struct np_conf_kw *table, void *obj, const char *path,
 		conf_msg(&c, "not a regular file");
 		goto out;
 	}
+	/* As ssh does for its config: a file others can change is refused
+	 * (for np-deviced it says which identities may log in as whom). */
+	if ((st.st_mode & 022) != 0 ||
+	    (st.st_uid != geteuid() && st.st_uid != 0)) {
+		r = NP_ERR_CONF;
+		conf_msg(&c, "bad owner or permissions (writable by group or "
+		    "other, or owned by neither root nor uid %u)",
+		    (unsigned)geteuid());
+		goto out;
+	}
 	if (st.st_size > NP_CONF_MAX_FILE) {
 		r = NP_ERR_CONF;
 		conf_msg(&c, "file too large (more than %d bytes)",
@@ -752,8 +762,8 @@ conf_host_ok(const char *h, size_t n)
 {
 	size_t i;
 
-	if (n == 0 || n > HOST_MAX) {
-		return 0;
+	if (n == 0 || n > HOST_MAX || h[0] == '-') {
+		return 0; /* a leading '-' could pass for an option */
 	}
 	for (i = 0; i < n; i++) {
 		if (!isalnum((unsigned char)h[i]) && h[i] != '.' &&

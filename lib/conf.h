@@ -70,7 +70,8 @@ int np_conf_parse(const struct np_conf_kw *table, void *obj,
  * Read path (regular file, <= NP_CONF_MAX_FILE) and parse it.  Besides
  * np_conf_parse's codes: NP_ERR_NOT_FOUND when path does not exist,
  * NP_ERR_SYSTEM on other open/read errors ("path: strerror"), NP_ERR_CONF
- * for a non-regular or too large file.
+ * for a non-regular or too large file, or one that group or other may
+ * write or that is owned by neither the euid nor root.
  */
 int np_conf_load(const struct np_conf_kw *table, void *obj, const char *path,
     char *err, size_t errlen);

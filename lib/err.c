@@ -31,6 +31,10 @@ static const char *const np_errstr[] = {
 	"unreachable",
 };
 
+/* One name for every code from NP_OK down to NP_ERR_MIN. */
+_Static_assert(sizeof(np_errstr) / sizeof(np_errstr[0]) == 1 - NP_ERR_MIN,
+    "np_errstr does not match enum np_err");
+
 const char *
 np_strerror(int r)
 {

@@ -349,7 +349,7 @@ parse_secret(const char *line, size_t len, uint8_t sk[ED_SK_LEN])
 int
 np_key_parse(const uint8_t *data, size_t len, struct np_key **out)
 {
-	const uint8_t *p = data, *end = data + len;
+	const uint8_t *p = data, *end;
 	char name[NP_IDENT_MAX + 1];
 	const char *line;
 	size_t n;
@@ -363,6 +363,10 @@ np_key_parse(const uint8_t *data, size_t len, struct np_key **out)
 	if (len > NP_KEYFILE_MAX) {
 		return NP_ERR_TOO_BIG;
 	}
+	if (data == NULL) {
+		return NP_ERR_INVALID; /* and no NULL + 0 below */
+	}
+	end = data + len;
 	if ((sk = sodium_malloc(ED_SK_LEN)) == NULL) {
 		return NP_ERR_ALLOC;
 	}
@@ -522,24 +526,54 @@ write_all(int fd, const uint8_t *p, size_t len)
 	return NP_OK;
 }
 
+/* The directory part of path ("." when none). */
+static int
+dir_of(const char *path, char dir[PATH_MAX])
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (slash == NULL) {
+		snprintf(dir, PATH_MAX, ".");
+		return NP_OK;
+	}
+	n = slash == path ? 1 : (size_t)(slash - path);
+	if (n >= PATH_MAX) {
+		return NP_ERR_TOO_BIG;
+	}
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return NP_OK;
+}
+
+/* Make a rename or link in path's directory durable. */
+static int
+sync_dir(const char *path)
+{
+	char dir[PATH_MAX];
+	int fd, r;
+
+	if ((r = dir_of(path, dir)) != NP_OK) {
+		return r;
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		return errno_to_np(errno);
+	}
+	r = fsync(fd) == 0 || errno == EINVAL ? NP_OK : NP_ERR_SYSTEM;
+	close(fd);
+	return r;
+}
+
 /* The directory part of path ("." when none) must be a directory. */
 static int
 check_dir(const char *path)
 {
 	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
 	struct stat st;
-	size_t n;
+	int r;
 
-	if (slash == NULL) {
-		snprintf(dir, sizeof(dir), ".");
-	} else {
-		n = slash == path ? 1 : (size_t)(slash - path);
-		if (n >= sizeof(dir)) {
-			return NP_ERR_TOO_BIG;
-		}
-		memcpy(dir, path, n);
-		dir[n] = '\0';
+	if ((r = dir_of(path, dir)) != NP_OK) {
+		return r;
 	}
 	if (stat(dir, &st) != 0) {
 		return errno_to_np(errno);
@@ -598,6 +632,9 @@ np_file_write_atomic(const char *path, const uint8_t *p, size_t len,
 	} else {
 		/* link(2) fails if path appeared meanwhile: no overwrite. */
 		r = link(tmp, path) == 0 ? NP_OK : errno_to_np(errno);
+	}
+	if (r == NP_OK) {
+		r = sync_dir(path);
 	}
 out:
 	if (r != NP_OK || !replace) {

@@ -82,7 +82,6 @@ static const struct msgtype msgtypes[] = {
 		M_PK(OPT),
 		{ "rot", K_ROT, OPT, 0, ROT_MAX },
 		{ "ts", K_INT, OPT, 0, TS_MAX },
-		{ "seq", K_INT, OPT, 1, TS_MAX },
 	} },
 	{ "lookup", NP_MSG_TO_SERVER, {
 		M_RID(REQ),

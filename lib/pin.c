@@ -146,6 +146,26 @@ np_pins_set(struct np_pins *p, const char *id, const uint8_t pk[NP_PK_LEN])
 	return NP_OK;
 }
 
+/*
+ * Append without keeping the order (the parser sorts once at the end:
+ * inserting each line in place would cost O(n^2) moves on an unsorted
+ * file of NP_PINS_MAX lines).
+ */
+static int
+pins_append(struct np_pins *p, const char *id, const uint8_t pk[NP_PK_LEN])
+{
+	struct pin *e;
+	int r;
+
+	if ((r = pins_grow(p)) != NP_OK) {
+		return r;
+	}
+	e = &p->v[p->n++];
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	memcpy(e->pk, pk, NP_PK_LEN);
+	return NP_OK;
+}
+
 int
 np_pins_forget(struct np_pins *p, const char *id)
 {
@@ -206,17 +226,41 @@ pins_parse_line(struct np_pins *p, const char *s, size_t len)
 	while (i < len && is_blank(s[i])) {
 		i++;
 	}
-	if (i != len || !np_ident_valid(id) || pins_find(p, id) != NULL ||
+	if (i != len || !np_ident_valid(id) ||
 	    np_b64_decode_exact(b64, pk, NP_PK_LEN) != NP_OK) {
 		return NP_ERR_INVALID;
 	}
-	return np_pins_set(p, id, pk);
+	return pins_append(p, id, pk);
+}
+
+static int
+pin_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct pin *)a)->id, ((const struct pin *)b)->id);
+}
+
+/* Sort the appended entries once; a repeated id makes the file invalid. */
+static int
+pins_sort(struct np_pins *p)
+{
+	size_t i;
+
+	if (p->n < 2) {
+		return NP_OK;
+	}
+	qsort(p->v, p->n, sizeof(*p->v), pin_cmp);
+	for (i = 1; i < p->n; i++) {
+		if (strcmp(p->v[i - 1].id, p->v[i].id) == 0) {
+			return NP_ERR_INVALID;
+		}
+	}
+	return NP_OK;
 }
 
 int
 np_pins_parse(const uint8_t *data, size_t len, struct np_pins **out)
 {
-	const uint8_t *p = data, *end = data + len, *nl;
+	const uint8_t *p = data, *end, *nl;
 	struct np_pins *pins;
 	int r = NP_OK;
 
@@ -224,6 +268,10 @@ np_pins_parse(const uint8_t *data, size_t len, struct np_pins **out)
 	if (len > NP_PINS_FILE_MAX) {
 		return NP_ERR_TOO_BIG;
 	}
+	if (data == NULL && len > 0) {
+		return NP_ERR_INVALID;
+	}
+	end = data == NULL ? NULL : data + len; /* no NULL + 0 */
 	if ((pins = np_pins_new()) == NULL) {
 		return NP_ERR_ALLOC;
 	}
@@ -238,6 +286,9 @@ np_pins_parse(const uint8_t *data, size_t len, struct np_pins **out)
 			    (size_t)(nl - p));
 		}
 		p = nl + (nl < end);
+	}
+	if (r == NP_OK) {
+		r = pins_sort(pins);
 	}
 	if (r != NP_OK) {
 		np_pins_free(pins);

@@ -137,7 +137,9 @@ load_key(const char *keyfile, EVP_PKEY **out)
 	int fd, r;
 
 	*out = NULL;
-	if ((fd = open(keyfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
+	/* O_NONBLOCK: a FIFO planted as the key must not hang the open. */
+	if ((fd = open(keyfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC |
+	    O_NONBLOCK)) == -1) {
 		if (errno == ELOOP)
 			return NP_ERR_PERM;
 		return errno == ENOENT ? NP_ERR_NOT_FOUND : NP_ERR_SYSTEM;
@@ -146,9 +148,10 @@ load_key(const char *keyfile, EVP_PKEY **out)
 		r = NP_ERR_SYSTEM;
 		goto out;
 	}
-	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		np_error("%s: key file must be a regular file of mode 0600",
-			 keyfile);
+	if (!S_ISREG(st.st_mode) || (st.st_mode & (S_IRWXG | S_IRWXO)) != 0 ||
+	    (st.st_uid != geteuid() && st.st_uid != 0)) {
+		np_error("%s: key file must be a regular file of mode 0600 "
+			 "owned by us or root", keyfile);
 		r = NP_ERR_PERM;
 		goto out;
 	}

@@ -425,6 +425,59 @@ count_lines(const char *path)
 	return n;
 }
 
+/* json_object_set_userdata() runs the previous delete hook: the wipe. */
+static int
+wiped_by_hook(struct json_object *str)
+{
+	const char *s = json_object_get_string(str);
+	int i, n = json_object_get_string_len(str);
+
+	json_object_set_userdata(str, NULL, NULL);
+	for (i = 0; i < n; i++) {
+		if (s[i] != '\0') {
+			return 0;
+		}
+	}
+	return n > 0;
+}
+
+/*
+ * The strings of an opened body (a session private key travels in one)
+ * are wiped when json-c frees them; np_json_wipe_on_free() marks a tree.
+ */
+START_TEST(t_body_wiped)
+{
+	struct np_buf *b = np_buf_new(NP_BOX_MAX);
+	struct json_object *body = json_object_new_object(), *arr, *v;
+	struct np_box_msg *m = NULL;
+
+	arr = json_object_new_array();
+	json_object_array_add(arr, json_object_new_string("in-array"));
+	json_object_object_add(body, "key", json_object_new_string("SECRET"));
+	json_object_object_add(body, "list", arr);
+	json_object_object_add(body, "n", json_object_new_int(5));
+	ck_assert_int_eq(np_box_seal(alice, np_key_pk(bob), "@bob", "sess.ok",
+	    NULL, body, 60, NOW, MID1, b, NULL), NP_OK);
+	ck_assert_int_eq(np_box_open(bob, np_key_pk(alice), "@alice", MID1,
+	    np_buf_ptr(b), np_buf_len(b), NOW, NULL, &m), NP_OK);
+	ck_assert(json_object_object_get_ex(m->body, "key", &v));
+	ck_assert_str_eq(json_object_get_string(v), "SECRET");
+	ck_assert(wiped_by_hook(v));
+	ck_assert(json_object_object_get_ex(m->body, "list", &v));
+	ck_assert(wiped_by_hook(json_object_array_get_idx(v, 0)));
+	np_box_msg_free(m);
+	/* A body built by a caller, marked by hand. */
+	np_json_wipe_on_free(body);
+	ck_assert(json_object_object_get_ex(body, "key", &v));
+	ck_assert(wiped_by_hook(v));
+	ck_assert(json_object_object_get_ex(body, "list", &v));
+	ck_assert(wiped_by_hook(json_object_array_get_idx(v, 0)));
+	np_json_wipe_on_free(NULL);
+	json_object_put(body);
+	np_buf_free(b);
+}
+END_TEST
+
 START_TEST(t_replay_persist)
 {
 	struct np_replay *rc;
@@ -632,6 +685,7 @@ box_suite(void)
 	tcase_add_test(tc, t_wrong_peer);
 	tcase_add_test(tc, t_stale);
 	tcase_add_test(tc, t_ttl_too_big);
+	tcase_add_test(tc, t_body_wiped);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("replay");

@@ -374,7 +374,7 @@ START_TEST(test_hostport_parse)
 		"h:100000", "h:+22", "h:-1", "h:22x", "h: 22", "h h:22",
 		"::1:22", "[::1]22", "[::1]", "[::1]:", "[]:22", "[zz]:22",
 		"[1.2.3.4]:22", "[::1:22", "h:2:2", "h/x:22", "h:0x16",
-		"h:000000022", NULL };
+		"h:000000022", "-oProxyCommand=x:22", "-h:22", NULL };
 	struct np_hostport hp;
 	size_t i;
 
@@ -657,6 +657,41 @@ START_TEST(test_load)
 }
 END_TEST
 
+/* A file that group or other can write, or that a stranger owns, is
+ * refused, as ssh refuses such a config. */
+START_TEST(test_load_unsafe_mode)
+{
+	char *path = write_tmp("Server h:1\n", 11), want[512];
+
+	ck_assert_int_eq(chmod(path, 0664), 0);
+	ck_assert_int_eq(np_conf_load(ttable, &tc, path, errbuf,
+			     sizeof(errbuf)),
+	    NP_ERR_CONF);
+	snprintf(want, sizeof(want), "%s: bad owner or permissions", path);
+	ck_assert_msg(strncmp(errbuf, want, strlen(want)) == 0, "%s", errbuf);
+	ck_assert_ptr_null(tc.server.host);
+	ck_assert_int_eq(chmod(path, 0646), 0);
+	ck_assert_int_eq(np_conf_load(ttable, &tc, path, errbuf,
+			     sizeof(errbuf)),
+	    NP_ERR_CONF);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chmod(path, 0644), 0);
+		ck_assert_int_eq(chown(path, 65534, 65534), 0);
+		ck_assert_int_eq(np_conf_load(ttable, &tc, path, errbuf,
+				     sizeof(errbuf)),
+		    NP_ERR_CONF);
+		ck_assert_int_eq(chown(path, 0, 0), 0);
+	}
+	ck_assert_int_eq(chmod(path, 0644), 0);
+	ck_assert_int_eq(np_conf_load(ttable, &tc, path, errbuf,
+			     sizeof(errbuf)),
+	    NP_OK);
+	np_conf_free(ttable, &tc);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
 START_TEST(test_load_not_regular)
 {
 	char dir[] = "/tmp/np_test_confd.XXXXXX", fifo[64], want[128];
@@ -774,6 +809,7 @@ conf_suite(void)
 
 	tcase_add_checked_fixture(tc_load, setup, teardown);
 	tcase_add_test(tc_load, test_load);
+	tcase_add_test(tc_load, test_load_unsafe_mode);
 	tcase_add_test(tc_load, test_load_not_regular);
 	tcase_add_test(tc_load, test_load_too_large);
 	tcase_add_test(tc_load, test_load_unreadable);

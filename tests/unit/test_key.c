@@ -300,6 +300,12 @@ START_TEST(t_parse_bad_forms)
 	char *txt = keyfile_text("@alice"), buf[1024], *sec;
 
 	ck_assert_int_eq(parse_str(""), NP_ERR_INVALID);
+	{
+		struct np_key *k = NULL;
+
+		ck_assert_int_eq(np_key_parse(NULL, 0, &k), NP_ERR_INVALID);
+		ck_assert_ptr_null(k);
+	}
 	ck_assert_int_eq(parse_str("noports-identity-key-v1\n"),
 	    NP_ERR_INVALID);
 	ck_assert_int_eq(parse_str("noports-identity-key-v1\nname @a\n"),

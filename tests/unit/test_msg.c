@@ -63,10 +63,9 @@ static const struct sample samples[] = {
     {"result",
      TC,
      "{\"t\":\"result\",\"rid\":7,\"id\":\"@bob\",\"pk\":" B32 ",\"rot\":[" ROT1
-     "," ROT1 "],\"ts\":1700000000000,"
-     "\"seq\":3}",
+     "," ROT1 "],\"ts\":1700000000000}",
      {"rid"},
-     {"id", "pk", "rot", "ts", "seq"}},
+     {"id", "pk", "rot", "ts"}},
     {"lookup",
      TS,
      "{\"t\":\"lookup\",\"rid\":1,\"id\":\"@bob\"}",
@@ -212,6 +211,25 @@ START_TEST(unknown_member)
 			 NP_ERR_INVALID);
 	ck_assert_int_eq(mutated(s->json, s->dir, "T", "\"x\""),
 			 NP_ERR_INVALID);
+}
+END_TEST
+
+/* Members that docs/PROTOCOL.md does not list for a type are refused,
+ * even where another type has them. */
+START_TEST(members_per_protocol)
+{
+	expect("result", "seq", "3", NP_ERR_INVALID);
+	expect("result", "from", "\"@a\"", NP_ERR_INVALID);
+	expect("result", "box", B33, NP_ERR_INVALID);
+	expect("hello", "rid", "1", NP_ERR_INVALID);
+	expect("welcome", "rid", "1", NP_ERR_INVALID);
+	expect("auth", "rid", "1", NP_ERR_INVALID);
+	expect("msg", "rid", "1", NP_ERR_INVALID);
+	expect("ack", "rid", "1", NP_ERR_INVALID);
+	expect("send", "from", "\"@a\"", NP_ERR_INVALID);
+	expect("send", "ts", "1", NP_ERR_INVALID);
+	expect("lookup", "pk", B32, NP_ERR_INVALID);
+	expect("error", "id", "\"@a\"", NP_ERR_INVALID);
 }
 END_TEST
 
@@ -545,6 +563,7 @@ msg_suite(void)
 	tcase_add_loop_test(types, wrong_types, 0, NSAMPLES);
 	tcase_add_test(types, not_messages);
 	suite_add_tcase(s, types);
+	tcase_add_test(members, members_per_protocol);
 	tcase_add_test(members, int_ranges);
 	tcase_add_test(members, strings);
 	tcase_add_test(members, base64);

@@ -312,6 +312,59 @@ START_TEST(t_parse_garbage)
 }
 END_TEST
 
+/*
+ * A file of NP_PINS_MAX lines in reverse order loads within the test
+ * timeout (inserting each line in place used to cost O(n^2) moves), the
+ * result is sorted, and a duplicate far from its twin is still refused.
+ */
+START_TEST(t_parse_many_unsorted)
+{
+	struct np_buf *b = np_buf_new(NP_PINS_FILE_MAX);
+	struct np_pins *p = NULL;
+	char b64[NP_PK_B64_MAX], id[32];
+	uint8_t pk[32];
+	size_t i;
+
+	ck_assert_ptr_nonnull(b);
+	ck_assert_int_eq(np_b64_encode(np_key_pk(k[0]), 32, b64, sizeof(b64)),
+	    NP_OK);
+	for (i = NP_PINS_MAX; i > 0; i--) {
+		ck_assert_int_eq(np_buf_putf(b, "@n%06zu %s\n", i - 1, b64),
+		    NP_OK);
+	}
+	ck_assert_int_eq(np_pins_parse(np_buf_ptr(b), np_buf_len(b), &p),
+	    NP_OK);
+	ck_assert_uint_eq(np_pins_count(p), NP_PINS_MAX);
+	for (i = 0; i < NP_PINS_MAX; i += 9973) {
+		snprintf(id, sizeof(id), "@n%06zu", i);
+		ck_assert_int_eq(np_pins_get(p, id, pk), NP_OK);
+	}
+	ck_assert_int_eq(np_pins_get(p, "@n", pk), NP_ERR_NOT_FOUND);
+	/* one more line is over the cap */
+	ck_assert_int_eq(np_buf_putf(b, "@zz %s\n", b64), NP_OK);
+	np_pins_free(p);
+	ck_assert_int_eq(np_pins_parse(np_buf_ptr(b), np_buf_len(b), &p),
+	    NP_ERR_LIMIT);
+	ck_assert_ptr_null(p);
+	/* a repeated id, first and last line */
+	np_buf_reset(b);
+	ck_assert_int_eq(np_buf_putf(b, "@dup %s\n", b64), NP_OK);
+	for (i = 0; i < 1000; i++) {
+		ck_assert_int_eq(np_buf_putf(b, "@m%04zu %s\n", i, b64), NP_OK);
+	}
+	ck_assert_int_eq(np_buf_putf(b, "@dup %s\n", b64), NP_OK);
+	ck_assert_int_eq(np_pins_parse(np_buf_ptr(b), np_buf_len(b), &p),
+	    NP_ERR_INVALID);
+	ck_assert_ptr_null(p);
+	/* an empty input, also without a pointer */
+	ck_assert_int_eq(np_pins_parse(NULL, 0, &p), NP_OK);
+	ck_assert_uint_eq(np_pins_count(p), 0);
+	np_pins_free(p);
+	ck_assert_int_eq(np_pins_parse(NULL, 1, &p), NP_ERR_INVALID);
+	np_buf_free(b);
+}
+END_TEST
+
 START_TEST(t_rot_message)
 {
 	struct np_buf *b = np_buf_new(256);
@@ -344,6 +397,7 @@ pin_suite(void)
 	tcase_add_test(tc, t_save_load);
 	tcase_add_test(tc, t_parse_file);
 	tcase_add_test(tc, t_parse_garbage);
+	tcase_add_test(tc, t_parse_many_unsorted);
 	tcase_add_test(tc, t_rot_message);
 	suite_add_tcase(s, tc);
 	return s;

@@ -252,6 +252,29 @@ START_TEST(key_mode_and_files)
 }
 END_TEST
 
+/* A FIFO as the key must not hang; a key owned by someone else is refused. */
+START_TEST(key_fifo_and_owner)
+{
+	struct np_tls_ctx *c = NULL;
+	char fifo[160];
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+	ck_assert_int_eq(np_tls_server_ctx(certf, fifo, &c), NP_ERR_PERM);
+	ck_assert_ptr_null(c);
+	ck_assert_int_eq(unlink(fifo), 0);
+	if (geteuid() == 0) {
+		ck_assert_int_eq(chown(keyf, 65534, 65534), 0);
+		ck_assert_int_eq(np_tls_server_ctx(certf, keyf, &c),
+				 NP_ERR_PERM);
+		ck_assert_ptr_null(c);
+		ck_assert_int_eq(chown(keyf, 0, 0), 0);
+	}
+	ck_assert_int_eq(np_tls_server_ctx(certf, keyf, &c), NP_OK);
+	np_tls_ctx_free(c);
+}
+END_TEST
+
 START_TEST(mismatched_key)
 {
 	struct np_tls_ctx *c = NULL;
@@ -524,6 +547,7 @@ tls_suite(void)
 	tcase_add_test(files, selfsigned_files);
 	tcase_add_test(files, symlink_refused);
 	tcase_add_test(files, key_mode_and_files);
+	tcase_add_test(files, key_fifo_and_owner);
 	tcase_add_test(files, mismatched_key);
 	suite_add_tcase(s, files);
 	tcase_add_checked_fixture(conn, setup, teardown);
