@@ -121,13 +121,21 @@ FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iserver -Iproxy \
 	$(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -DNP_FUZZING
 fuzz:
 	$(Q)if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory $(FUZZ_BINS); \
+		$(MAKE) -s --no-print-directory $(FUZZ_BINS); \
 	else echo "fuzz: $(FUZZ_CC) not found, fuzz targets not built"; fi
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB_SRC) $(SRV_SRC) $(wildcard lib/*.h)
+FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRC) $(SRV_SRC))
+.SECONDARY: $(FUZZ_OBJS)
+build-fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS:-fsanitize=fuzzer,%=-fsanitize=fuzzer-no-link,%) \
+		-MMD -MP -c -o $@ $<
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p build-fuzz
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(LIB_SRC) $(SRV_SRC) $(PKG_LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
 
 fuzz-smoke: fuzz
 	$(Q)BUILD=$(BUILD) scripts/run-tests fuzz
@@ -147,4 +155,4 @@ format:
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj build-fuzz/obj -name '*.d' 2>/dev/null)
