@@ -2,6 +2,7 @@
 # Each test runs real binaries on loopback in its own temp dir, and every
 # process it starts is killed on exit, also on failure.
 set -u
+umask 077
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
@@ -13,18 +14,29 @@ PIDS=()
 TEST_NAME=$(basename "$0" .sh)
 
 cleanup() {
-	local p
+	local p rc=$?
 	for p in "${PIDS[@]:-}"; do
 		[ -n "$p" ] && kill "$p" 2>/dev/null
 	done
 	for p in "${PIDS[@]:-}"; do
 		[ -n "$p" ] && wait "$p" 2>/dev/null
 	done
+	# A sanitizer report from any program run by the test fails it.
+	if grep -qsE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+	    "$T"/*.log "$T"/*.err; then
+		printf '[%s] FAIL: sanitizer report in:\n' "$TEST_NAME"
+		grep -slE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		    "$T"/*.log "$T"/*.err
+		grep -shE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
+		    "$T"/*.log "$T"/*.err | head -n 60
+		rc=1
+	fi
 	if [ "${KEEP_TMP:-0}" = 1 ]; then
 		echo "kept $T"
 	else
 		rm -rf "$T"
 	fi
+	exit $rc
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
@@ -70,10 +82,21 @@ server_init() {
 # server_start NAME [extra run args]: runs it on a free port, sets PORT_NAME
 # and PID_NAME; the log goes to $T/NAME.log.
 server_start() {
-	local name=$1 d=$T/$1 pid port
+	local name=$1
 	shift
+	server_start_on "$name" 0 "$@"
+}
+
+# server_start_on NAME PORT [extra run args]: the same on a given port (a
+# restart on the port the clients' configs name); 0 picks a free one.
+# SIGINT and SIGQUIT get their default disposition back (bash ignores them
+# in background jobs), so the server sees them as it would from a terminal.
+server_start_on() {
+	local name=$1 listen=127.0.0.1:$2 d=$T/$1 pid port
+	shift 2
 	rm -f "$d/port"
-	"$NPSERVER" run -d "$d" -l 127.0.0.1:0 --port-file "$d/port" "$@" \
+	env --default-signal=INT,QUIT \
+	    "$NPSERVER" run -d "$d" -l "$listen" --port-file "$d/port" "$@" \
 	    >>"$T/$name.log" 2>&1 &
 	pid=$!
 	PIDS+=("$pid")
@@ -83,10 +106,23 @@ server_start() {
 	printf -v "PID_$name" '%s' "$pid"
 }
 
+# server_stop NAME [SIGNAL]: stops it (default SIGTERM) and returns its exit
+# status; fails the test if it does not exit within 10 s.
 server_stop() {
-	local pidvar=PID_$1
-	kill -TERM "${!pidvar}" 2>/dev/null
-	wait "${!pidvar}" 2>/dev/null
+	local pidvar=PID_$1 sig=${2:-TERM} pid i=0 rc
+	pid=${!pidvar}
+	kill "-$sig" "$pid" 2>/dev/null
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 200 ]; then
+			kill -KILL "$pid" 2>/dev/null
+			fail "np-server $1 did not exit within 10 s of SIG$sig"
+		fi
+		sleep 0.05
+	done
+	wait "$pid" 2>/dev/null
+	rc=$?
+	return $rc
 }
 
 # as WHO np ARGS...: runs np with WHO's own HOME (keys, config, pins).
@@ -100,11 +136,127 @@ as() {
 # enroll WHO SERVER: keygen + token + enroll for @WHO at server SERVER.
 enroll() {
 	local who=$1 srv=$2 tok portvar=PORT_$2 fpvar=FP_$2
-	as "$who" "$NP" keygen "@$who" >/dev/null || fail "keygen @$who"
+	as "$who" "$NP" keygen "@$who" >"$T/$who.pub" || fail "keygen @$who"
 	tok=$("$NPSERVER" token -d "$T/$srv" "@$who") || fail "token @$who"
 	as "$who" "$NP" enroll "@$who" --token "$tok" \
 	    --server "127.0.0.1:${!portvar}" --fingerprint "${!fpvar}" \
 	    >/dev/null || fail "enroll @$who"
+}
+
+# enroll (above) also leaves the keygen line "@WHO ed25519 PK" in $T/WHO.pub.
+
+# npas WHO ARGS...: np as WHO, bounded by $NP_LIMIT seconds (default 30).
+npas() {
+	local who=$1
+	shift
+	mkdir -p "$T/home/$who"
+	timeout "${NP_LIMIT:-30}" env -u NP_CONFIG HOME="$T/home/$who" "$NP" "$@"
+}
+
+# npsrv ARGS...: np-server bounded by $NP_LIMIT seconds (default 30).
+npsrv() {
+	timeout "${NP_LIMIT:-30}" "$NPSERVER" "$@"
+}
+
+# run TAG COMMAND...: runs COMMAND with stdout in $T/TAG.out and stderr in
+# $T/TAG.err; sets RC, OUT and ERR (never fails by itself).
+run() {
+	local tag=$1
+	shift
+	"$@" >"$T/$tag.out" 2>"$T/$tag.err"
+	RC=$?
+	OUT=$(cat "$T/$tag.out")
+	ERR=$(cat "$T/$tag.err")
+	return 0
+}
+
+# what: the last run's command outcome, for failure messages.
+what() {
+	printf 'exit %s, stdout: [%s], stderr: [%s]' "$RC" "$OUT" "$ERR"
+}
+
+# expect_rc N MESSAGE: the last run exited with N.
+expect_rc() {
+	[ "$RC" = "$1" ] || fail "$2: expected exit $1, got $(what)"
+}
+
+# expect_eq EXPECTED ACTUAL MESSAGE
+expect_eq() {
+	[ "$1" = "$2" ] ||
+	    fail "$3: expected [$1], got [$2] ($(what))"
+}
+
+# expect_match ERE TEXT MESSAGE (grep -E, case-insensitive)
+expect_match() {
+	printf '%s\n' "$2" | grep -Eqi -- "$1" ||
+	    fail "$3: [$2] does not match /$1/ ($(what))"
+}
+
+# re_quote TEXT: TEXT as an ERE matching it literally.
+re_quote() {
+	printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g'
+}
+
+# expect_nomatch ERE TEXT MESSAGE
+expect_nomatch() {
+	if printf '%s\n' "$2" | grep -Eqi -- "$1"; then
+		fail "$3: [$2] matches /$1/ ($(what))"
+	fi
+	return 0
+}
+
+# pubkey WHO: the base64 public key from $T/WHO.pub.
+pubkey() {
+	awk '{print $3}' "$T/$1.pub"
+}
+
+# now_ms: wall clock in milliseconds.
+now_ms() {
+	local t=${EPOCHREALTIME/./}
+	echo $((t / 1000))
+}
+
+# bg TAG COMMAND...: starts COMMAND in the background (stdout $T/TAG.out,
+# stderr $T/TAG.log), records it for cleanup, sets BGPID.
+bg() {
+	local tag=$1
+	shift
+	"$@" >"$T/$tag.out" 2>"$T/$tag.log" &
+	BGPID=$!
+	PIDS+=("$BGPID")
+}
+
+# wait_exit PID SECONDS: waits for a background PID to exit within the limit
+# and sets RC to its status; returns 1 on timeout (the process is left).
+wait_exit() {
+	local pid=$1 limit=$2 i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -le $((limit * 20)) ] || return 1
+		sleep 0.05
+	done
+	wait "$pid" 2>/dev/null
+	RC=$?
+	return 0
+}
+
+# lines FILE: number of lines in FILE (0 if missing).
+lines() {
+	if [ -f "$1" ]; then
+		wc -l <"$1" | tr -d ' '
+	else
+		echo 0
+	fi
+}
+
+# config_of WHO: path of WHO's default np config.
+config_of() {
+	echo "$T/home/$1/.config/noports/config"
+}
+
+# keyfile_of WHO: path of WHO's default identity key.
+keyfile_of() {
+	echo "$T/home/$1/.config/noports/identity.key"
 }
 
 [ -x "$NP" ] && [ -x "$NPSERVER" ] || fail "binaries missing in $BUILD: run make"
