@@ -1,0 +1,71 @@
+/*
+ * The relay pump: moves bytes both ways between two endpoints on the
+ * event loop until both directions have ended, with backpressure and
+ * half-close.  Used by np-srd (socket <-> socket), np-deviced (SR socket
+ * <-> local sshd) and np proxy (stdin/stdout <-> SR socket).
+ *
+ * Each endpoint is a read fd and a write fd (the same fd for a socket).
+ * Direction A->B reads from a.rfd and writes to b.wfd.  Bytes move with
+ * splice(2) through a pipe created on first use (so an idle relay holds
+ * no pipe); where splice fails with EINVAL (e.g. a tty or a regular
+ * file) that direction falls back to a bounded copy buffer.  A direction
+ * never holds more than one pipe (64 KiB) or NP_RELAY_BUF bytes: while its
+ * output is blocked, its input is not read.  EOF on a.rfd is forwarded
+ * as shutdown(SHUT_WR) on b.wfd (or close of b.wfd when it is not a
+ * socket) once everything read before it has been written.
+ */
+#ifndef NP_RELAY_H
+#define NP_RELAY_H
+
+#include <stdint.h>
+
+#include "ev.h"
+
+#define NP_RELAY_BUF (64 * 1024)
+
+struct np_relay;
+
+struct np_relay_end {
+	int rfd;
+	int wfd; /* may equal rfd */
+};
+
+enum np_relay_result {
+	NP_RELAY_DONE = 0,	/* both directions ended cleanly */
+	NP_RELAY_ERROR = 1,	/* read/write error or reset on a side */
+	NP_RELAY_IDLE = 2,	/* idle timeout */
+	NP_RELAY_STOPPED = 3,	/* np_relay_stop() */
+};
+
+struct np_relay_stats {
+	uint64_t a_to_b; /* bytes written to b */
+	uint64_t b_to_a; /* bytes written to a */
+	uint64_t started_ms;
+	uint64_t last_io_ms;
+	int err_side;	 /* 0 none, 1 a, 2 b */
+	int err_errno;
+};
+
+/*
+ * Called once when the relay has finished, from the loop.  The callback
+ * owns nothing: it must call np_relay_free() (it may do so inside the
+ * callback) and close the fds, which the relay never closes except as
+ * said above for non-socket write ends.
+ */
+typedef void np_relay_done_cb(struct np_relay *r, int result, void *arg);
+
+/*
+ * Start relaying.  All fds must be non-blocking.  idle_ms 0: no idle
+ * timeout.  NP_OK or an error (nothing registered then).
+ */
+int np_relay_start(struct np_ev *ev, struct np_relay_end a,
+    struct np_relay_end b, uint64_t idle_ms, np_relay_done_cb *cb, void *arg,
+    struct np_relay **out);
+/* Stop now (the done callback runs with NP_RELAY_STOPPED). */
+void np_relay_stop(struct np_relay *r);
+void np_relay_free(struct np_relay *r);
+const struct np_relay_stats *np_relay_stats(const struct np_relay *r);
+/* Set TCP keepalive + TCP_USER_TIMEOUT on a socket (ignored otherwise). */
+int np_sock_keepalive(int fd, int idle_s, int user_timeout_ms);
+
+#endif

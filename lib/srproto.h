@@ -1,0 +1,81 @@
+/*
+ * The socket rendezvous protocol (see docs/PROTOCOL.md, "Rendezvous").
+ *
+ * Control plane: a client sends the rendezvous identity a box of type
+ * "srd.open"; np-srd answers with "srd.session" (endpoints and tokens)
+ * or "srd.error" (a reason).
+ *
+ * Data plane: each side connects to its endpoint and first sends one
+ * line, at most NP_SRLINE_MAX bytes:
+ *     "NPSR1 " SESSION " " SIDE " " TOKEN "\n"
+ * SESSION is 32 lowercase hex digits, SIDE is "c" (client) or "d"
+ * (device), TOKEN is the side's 32-byte secret in base64url without
+ * padding (43 characters).  np-srd answers "NPSR1 OK\n" once the token
+ * is accepted, or "NPSR1 ERR <reason>\n" and closes.  Everything after
+ * the line, both ways, is the peer's bytes.
+ */
+#ifndef NP_SRPROTO_H
+#define NP_SRPROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "buf.h"
+
+#define NP_SR_TOKEN_LEN 32
+#define NP_SR_SID_LEN 32 /* hex chars */
+#define NP_SRLINE_MAX 128
+#define NP_SR_OK_LINE "NPSR1 OK\n"
+
+enum np_sr_side {
+	NP_SR_CLIENT = 0,
+	NP_SR_DEVICE = 1,
+};
+
+struct np_sr_endpoint {
+	char host[256];
+	uint16_t port;
+	uint8_t token[NP_SR_TOKEN_LEN]; /* secret: wipe after use */
+};
+
+/* The body of an "srd.session" box. */
+struct np_sr_session {
+	char sid[NP_SR_SID_LEN + 1];
+	int64_t deadline_ms; /* wall clock: both sides must connect by then */
+	struct np_sr_endpoint side[2];
+};
+
+/* Append the token line for (sid, side, token) to out. */
+int np_srline_format(const char *sid, enum np_sr_side side,
+    const uint8_t token[NP_SR_TOKEN_LEN], struct np_buf *out);
+/*
+ * Parse one token line.  p[0..len) must be exactly the line including its
+ * "\n".  Pure; NP_ERR_INVALID on anything else.
+ */
+int np_srline_parse(const uint8_t *p, size_t len, char sid[NP_SR_SID_LEN + 1],
+    enum np_sr_side *side, uint8_t token[NP_SR_TOKEN_LEN]);
+/*
+ * Length of the first line in p[0..len) including "\n": NP_ERR_AGAIN when
+ * no "\n" yet and len < NP_SRLINE_MAX, NP_ERR_TOO_BIG when none within
+ * NP_SRLINE_MAX bytes.  Returns the length (> 0) otherwise.
+ */
+int np_srline_len(const uint8_t *p, size_t len);
+
+/* srd.session body <-> struct (strict: unknown members refused). */
+int np_sr_session_to_json(const struct np_sr_session *s,
+    struct json_object **out);
+int np_sr_session_from_json(struct json_object *body,
+    struct np_sr_session *s);
+
+/*
+ * Connect to an endpoint (blocking, with a deadline), send the token line
+ * followed by nothing, and read the answer line.  On NP_OK *fd is a
+ * connected, non-blocking, close-on-exec socket ready to relay.
+ * NP_ERR_AUTH when np-srd refused the token (reason copied into why).
+ */
+int np_sr_connect(const struct np_sr_endpoint *ep, const char *sid,
+    enum np_sr_side side, int timeout_ms, int *fd, char *why, size_t whylen);
+
+#endif
