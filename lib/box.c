@@ -242,13 +242,15 @@ out:
 
 /* ---- wiping json-c's copies of secrets ---- */
 
+static char wipe_marker; /* address used as a tag only */
+
 static void
 wipe_string(struct json_object *o, void *userdata)
 {
 	const char *s = json_object_get_string(o);
 	int n = json_object_get_string_len(o);
 
-	if (s != NULL && n > 0) {
+	if (userdata == &wipe_marker && s != NULL && n > 0) {
 		sodium_memzero((char *)s, (size_t)n);
 	}
 }
@@ -260,7 +262,11 @@ np_json_wipe_on_free(struct json_object *o)
 
 	switch (json_object_get_type(o)) {
 	case json_type_string:
-		json_object_set_userdata(o, NULL, wipe_string);
+		/* Setting userdata again would run the old hook (a wipe) now:
+		 * mark wiped strings so a second call leaves them alone. */
+		if (json_object_get_userdata(o) != &wipe_marker) {
+			json_object_set_userdata(o, &wipe_marker, wipe_string);
+		}
 		break;
 	case json_type_object: {
 		json_object_object_foreach(o, key, v) {

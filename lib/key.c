@@ -144,6 +144,30 @@ np_key_generate(const char *name, struct np_key **out)
 	return r;
 }
 
+/*
+ * libsodium 1.0.18's decoder maps bytes >= 0x80 onto alphabet characters,
+ * so check the alphabet first: one value must have one encoding.
+ */
+int
+np_b64_alphabet_ok(const char *s, size_t len, int urlsafe)
+{
+	size_t i;
+	unsigned char c;
+
+	for (i = 0; i < len; i++) {
+		c = (unsigned char)s[i];
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '=') {
+			continue;
+		}
+		if (urlsafe ? (c == '-' || c == '_') : (c == '+' || c == '/')) {
+			continue;
+		}
+		return 0;
+	}
+	return 1;
+}
+
 /* Base64 (ORIGINAL, padded) of s[0..len), no trailing garbage. */
 static int
 b64_decode_n(const char *s, size_t len, uint8_t *out, size_t max,
@@ -156,7 +180,8 @@ b64_decode_n(const char *s, size_t len, uint8_t *out, size_t max,
 	if (np_crypto_init() != NP_OK) {
 		return NP_ERR_CRYPTO;
 	}
-	if (sodium_base642bin(out, max, s, len, NULL, &bin_len, &end,
+	if (!np_b64_alphabet_ok(s, len, 0) ||
+	    sodium_base642bin(out, max, s, len, NULL, &bin_len, &end,
 	    sodium_base64_VARIANT_ORIGINAL) != 0 || end != s + len) {
 		sodium_memzero(out, max);
 		return NP_ERR_INVALID;

@@ -62,6 +62,8 @@ int np_pk_box_pk(const uint8_t pk[NP_PK_LEN], uint8_t out[32]);
 int np_b64_encode(const uint8_t *p, size_t n, char *out, size_t outlen);
 /* Decode exactly want bytes; NP_ERR_INVALID on any other length. */
 int np_b64_decode_exact(const char *s, uint8_t *out, size_t want);
+/* 1 if s[0..len) uses only base64 characters (and '='), else 0. */
+int np_b64_alphabet_ok(const char *s, size_t len, int urlsafe);
 /* Decode up to max bytes; *n is set to the length. */
 int np_b64_decode(const char *s, uint8_t *out, size_t max, size_t *n);
 

@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "ident.h"
+#include "key.h"
 #include "msg.h"
 
 enum kind {
@@ -154,6 +155,8 @@ b64_decode(const char *s, size_t len, uint8_t *out, size_t max, size_t *n)
 	const char *end = NULL;
 
 	*n = 0;
+	if (!np_b64_alphabet_ok(s, len, 0))
+		return NP_ERR_INVALID;
 	if (sodium_base642bin(out, max, s, len, NULL, n, &end,
 			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    end != s + len) {

@@ -478,6 +478,21 @@ START_TEST(t_body_wiped)
 }
 END_TEST
 
+/* Marking twice must not wipe the strings while they are still in use. */
+START_TEST(t_wipe_mark_twice)
+{
+	struct json_object *body = json_object_new_object(), *v;
+
+	json_object_object_add(body, "token", json_object_new_string("SECRET"));
+	np_json_wipe_on_free(body);
+	np_json_wipe_on_free(body);
+	ck_assert(json_object_object_get_ex(body, "token", &v));
+	ck_assert_str_eq(json_object_get_string(v), "SECRET");
+	ck_assert(wiped_by_hook(v));
+	json_object_put(body);
+}
+END_TEST
+
 START_TEST(t_replay_persist)
 {
 	struct np_replay *rc;
@@ -686,6 +701,7 @@ box_suite(void)
 	tcase_add_test(tc, t_stale);
 	tcase_add_test(tc, t_ttl_too_big);
 	tcase_add_test(tc, t_body_wiped);
+	tcase_add_test(tc, t_wipe_mark_twice);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("replay");

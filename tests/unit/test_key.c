@@ -411,6 +411,24 @@ START_TEST(t_b64)
 }
 END_TEST
 
+/* Bytes >= 0x80 are not base64, whatever libsodium 1.0.18 thinks. */
+START_TEST(t_b64_high_bytes)
+{
+	uint8_t out[32];
+	size_t n;
+
+	ck_assert_int_eq(np_b64_decode("QUJD", out, sizeof(out), &n), NP_OK);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(np_b64_decode("QU\xdf" "D", out, sizeof(out), &n),
+	    NP_ERR_INVALID);
+	ck_assert_int_eq(np_b64_decode("QUJ\x80", out, sizeof(out), &n),
+	    NP_ERR_INVALID);
+	ck_assert(!np_b64_alphabet_ok("ab-_", 4, 0));
+	ck_assert(np_b64_alphabet_ok("ab-_", 4, 1));
+	ck_assert(!np_b64_alphabet_ok("ab+/", 4, 1));
+}
+END_TEST
+
 START_TEST(t_fingerprint)
 {
 	char fp[NP_FP_MAX];
@@ -517,6 +535,7 @@ key_suite(void)
 	tc = tcase_create("encodings");
 	tcase_add_test(tc, t_b64);
 	tcase_add_test(tc, t_fingerprint);
+	tcase_add_test(tc, t_b64_high_bytes);
 	tcase_add_test(tc, t_messages);
 	suite_add_tcase(s, tc);
 	return s;
