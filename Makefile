@@ -41,6 +41,8 @@ endif
 LIB_SRC	:= $(sort $(wildcard lib/*.c))
 SRV_SRC	:= $(filter-out server/main.c,$(sort $(wildcard server/*.c)))
 NP_SRC	:= $(filter-out proxy/main.c,$(sort $(wildcard proxy/*.c)))
+SRD_SRC	:= $(filter-out rendezvous/main.c,$(sort $(wildcard rendezvous/*.c)))
+KH_SRC	:= $(sort $(wildcard keyhelper/*.c))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -48,7 +50,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIBNP	:= $(BUILD)/libnp.a
 LIBSRV	:= $(BUILD)/libsrv.a
 LIBPROXY := $(BUILD)/libproxy.a
-BINS	:= $(BUILD)/np-server $(BUILD)/np
+LIBSRD	:= $(BUILD)/libsrd.a
+BINS	:= $(BUILD)/np-server $(BUILD)/np $(BUILD)/np-srd $(BUILD)/np-keyhelper
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
@@ -69,24 +72,28 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS_OUR) $(CHECK_CFLAGS) -Iserver -Iproxy $(CFLAGS) \
+	$(Q)$(CC) $(CFLAGS_OUR) $(CHECK_CFLAGS) -Iserver -Iproxy -Irendezvous $(CFLAGS) \
 		-Wno-missing-prototypes -MMD -MP -c -o $@ $<
 
 $(LIBNP): $(call obj,$(LIB_SRC))
 $(LIBSRV): $(call obj,$(SRV_SRC))
 $(LIBPROXY): $(call obj,$(NP_SRC))
-$(LIBNP) $(LIBSRV) $(LIBPROXY):
+$(LIBSRD): $(call obj,$(SRD_SRC))
+$(LIBNP) $(LIBSRV) $(LIBPROXY) $(LIBSRD):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/np-server: $(call obj,server/main.c) $(LIBSRV) $(LIBNP)
 $(BUILD)/np: $(call obj,proxy/main.c) $(LIBPROXY) $(LIBNP)
+$(BUILD)/np-srd: $(call obj,rendezvous/main.c) $(LIBSRD) $(LIBNP)
+$(BUILD)/np-keyhelper: $(call obj,$(KH_SRC)) $(LIBNP)
 $(BINS):
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBSRV) $(LIBPROXY) $(LIBNP)
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBSRV) $(LIBPROXY) $(LIBSRD) \
+    $(LIBNP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
@@ -147,9 +154,13 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BUILD)/np $(DESTDIR)$(PREFIX)/bin/np
 	install -m 0755 $(BUILD)/np-server $(DESTDIR)$(PREFIX)/sbin/np-server
+	install -m 0755 $(BUILD)/np-srd $(DESTDIR)$(PREFIX)/sbin/np-srd
+	install -d $(DESTDIR)$(PREFIX)/lib/noports
+	install -m 0755 $(BUILD)/np-keyhelper \
+		$(DESTDIR)$(PREFIX)/lib/noports/np-keyhelper
 
 format:
-	clang-format -i lib/*.[ch] server/*.[ch] proxy/*.[ch] tests/unit/*.c \
+	clang-format -i lib/*.[ch] server/*.[ch] proxy/*.[ch] rendezvous/*.[ch] keyhelper/*.[ch] tests/unit/*.c \
 		tests/fuzz/*.c
 
 clean:

@@ -9,10 +9,32 @@
  * splice(2) through a pipe created on first use (so an idle relay holds
  * no pipe); where splice fails with EINVAL (e.g. a tty or a regular
  * file) that direction falls back to a bounded copy buffer.  A direction
- * never holds more than one pipe (64 KiB) or NP_RELAY_BUF bytes: while its
- * output is blocked, its input is not read.  EOF on a.rfd is forwarded
+ * never holds more than one pipe (NP_RELAY_PIPE_SZ, or 64 KiB where the
+ * kernel refuses more) or NP_RELAY_BUF bytes: while its output is
+ * blocked, its input is not read.  EOF on a.rfd is forwarded
  * as shutdown(SHUT_WR) on b.wfd (or close of b.wfd when it is not a
  * socket) once everything read before it has been written.
+ *
+ * Details callers must know:
+ * - A write end that is not a socket is closed by the relay at EOF (that
+ *   is how a pipe reader such as ssh learns of the end), unless it is also
+ *   the other direction's read fd.  np_relay_stats()->wfd_closed says which
+ *   ones were closed: the caller must not close those again.
+ * - When a read fd or write fd is a pipe (np proxy: ssh's stdin/stdout),
+ *   that direction splices straight between the pipe and the other fd,
+ *   with no intermediate pipe.
+ * - splice(2) to a socket can raise SIGPIPE: programs using the relay set
+ *   SIGPIPE to SIG_IGN.
+ * - A direction that is moving bytes holds a pipe (two fds); a copy-path
+ *   direction holds NP_RELAY_BUF bytes of heap instead.  Both are given
+ *   back when the relay has been quiet for NP_RELAY_TRIM_MS (one timer
+ *   per relay, only while it holds them or has an idle timeout), so idle
+ *   relays hold neither (pipe buffers count against the per-user
+ *   fs.pipe-user-pages-soft limit).
+ * - The done callback is never called from inside np_relay_start() or
+ *   np_relay_stop(): np_relay_stop() unregisters the fds at once and the
+ *   callback follows from the loop (a zero-delay timer); np_relay_free()
+ *   before that cancels it.
  */
 #ifndef NP_RELAY_H
 #define NP_RELAY_H
@@ -44,7 +66,22 @@ struct np_relay_stats {
 	uint64_t last_io_ms;
 	int err_side;	 /* 0 none, 1 a, 2 b */
 	int err_errno;
+	int wfd_closed;	 /* bit 0: a.wfd, bit 1: b.wfd closed by the relay */
 };
+
+/* Options for np_relay_start_ex(); zero means the default. */
+struct np_relay_opts {
+	uint64_t idle_ms;   /* 0: no idle timeout */
+	uint32_t pipe_size; /* F_SETPIPE_SZ for the relay's own pipes,
+			       best effort; 0: NP_RELAY_PIPE_SZ */
+	int force_copy;	    /* tests: never splice, copy through a buffer */
+	uint64_t trim_ms;   /* a direction quiet this long gives back its
+			       pipe / buffer; 0: NP_RELAY_TRIM_MS */
+};
+
+#define NP_RELAY_TRIM_MS 5000
+
+#define NP_RELAY_PIPE_SZ (256 * 1024)
 
 /*
  * Called once when the relay has finished, from the loop.  The callback
@@ -61,6 +98,10 @@ typedef void np_relay_done_cb(struct np_relay *r, int result, void *arg);
 int np_relay_start(struct np_ev *ev, struct np_relay_end a,
     struct np_relay_end b, uint64_t idle_ms, np_relay_done_cb *cb, void *arg,
     struct np_relay **out);
+/* Same with options (o may be NULL: the defaults). */
+int np_relay_start_ex(struct np_ev *ev, struct np_relay_end a,
+    struct np_relay_end b, const struct np_relay_opts *o, np_relay_done_cb *cb,
+    void *arg, struct np_relay **out);
 /* Stop now (the done callback runs with NP_RELAY_STOPPED). */
 void np_relay_stop(struct np_relay *r);
 void np_relay_free(struct np_relay *r);

@@ -63,7 +63,11 @@ int np_srline_parse(const uint8_t *p, size_t len, char sid[NP_SR_SID_LEN + 1],
  */
 int np_srline_len(const uint8_t *p, size_t len);
 
-/* srd.session body <-> struct (strict: unknown members refused). */
+/*
+ * srd.session body <-> struct (strict: unknown members refused).  The
+ * object from np_sr_session_to_json() holds the tokens: call
+ * np_json_wipe_on_free() on it once (not twice) before sealing it.
+ */
 int np_sr_session_to_json(const struct np_sr_session *s,
     struct json_object **out);
 int np_sr_session_from_json(struct json_object *body,
