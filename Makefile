@@ -43,6 +43,7 @@ SRV_SRC	:= $(filter-out server/main.c,$(sort $(wildcard server/*.c)))
 NP_SRC	:= $(filter-out proxy/main.c,$(sort $(wildcard proxy/*.c)))
 SRD_SRC	:= $(filter-out rendezvous/main.c,$(sort $(wildcard rendezvous/*.c)))
 KH_SRC	:= $(sort $(wildcard keyhelper/*.c))
+DEV_SRC	:= $(filter-out device/main.c,$(sort $(wildcard device/*.c)))
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -51,12 +52,14 @@ LIBNP	:= $(BUILD)/libnp.a
 LIBSRV	:= $(BUILD)/libsrv.a
 LIBPROXY := $(BUILD)/libproxy.a
 LIBSRD	:= $(BUILD)/libsrd.a
-BINS	:= $(BUILD)/np-server $(BUILD)/np $(BUILD)/np-srd $(BUILD)/np-keyhelper
+LIBDEV	:= $(BUILD)/libdev.a
+BINS	:= $(BUILD)/np-server $(BUILD)/np $(BUILD)/np-srd $(BUILD)/np-keyhelper \
+	   $(if $(wildcard device/main.c),$(BUILD)/np-deviced)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
-PHONY_EXTRA := tools unit-bins
+PHONY_EXTRA := tools unit-bins demo-stop bench
 .PHONY: $(PHONY_EXTRA) all check unit integration fuzz fuzz-smoke demo install clean deps \
 	format tidy
 all: $(BINS)
@@ -72,14 +75,15 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(CFLAGS_OUR) $(CHECK_CFLAGS) -Iserver -Iproxy -Irendezvous $(CFLAGS) \
+	$(Q)$(CC) $(CFLAGS_OUR) $(CHECK_CFLAGS) -Iserver -Iproxy -Irendezvous -Idevice $(CFLAGS) \
 		-Wno-missing-prototypes -MMD -MP -c -o $@ $<
 
 $(LIBNP): $(call obj,$(LIB_SRC))
 $(LIBSRV): $(call obj,$(SRV_SRC))
 $(LIBPROXY): $(call obj,$(NP_SRC))
 $(LIBSRD): $(call obj,$(SRD_SRC))
-$(LIBNP) $(LIBSRV) $(LIBPROXY) $(LIBSRD):
+$(LIBDEV): $(call obj,$(DEV_SRC))
+$(LIBNP) $(LIBSRV) $(LIBPROXY) $(LIBSRD) $(LIBDEV):
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  AR      $@")
 	$(Q)rm -f $@ && ar rcs $@ $^
@@ -88,12 +92,13 @@ $(BUILD)/np-server: $(call obj,server/main.c) $(LIBSRV) $(LIBNP)
 $(BUILD)/np: $(call obj,proxy/main.c) $(LIBPROXY) $(LIBNP)
 $(BUILD)/np-srd: $(call obj,rendezvous/main.c) $(LIBSRD) $(LIBNP)
 $(BUILD)/np-keyhelper: $(call obj,$(KH_SRC)) $(LIBNP)
+$(BUILD)/np-deviced: $(call obj,device/main.c) $(LIBDEV) $(LIBNP)
 $(BINS):
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBSRV) $(LIBPROXY) $(LIBSRD) \
-    $(LIBNP)
+    $(LIBDEV) $(LIBNP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
@@ -150,17 +155,22 @@ fuzz-smoke: fuzz
 demo: deps all
 	$(Q)BUILD=$(BUILD) scripts/demo
 
+# Stops the lab that `make demo` left running.
+demo-stop:
+	$(Q)tests/lab/down "$${NP_DEMO_DIR:-/tmp/noports-demo}"
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BUILD)/np $(DESTDIR)$(PREFIX)/bin/np
 	install -m 0755 $(BUILD)/np-server $(DESTDIR)$(PREFIX)/sbin/np-server
 	install -m 0755 $(BUILD)/np-srd $(DESTDIR)$(PREFIX)/sbin/np-srd
+	install -m 0755 $(BUILD)/np-deviced $(DESTDIR)$(PREFIX)/sbin/np-deviced
 	install -d $(DESTDIR)$(PREFIX)/lib/noports
 	install -m 0755 $(BUILD)/np-keyhelper \
 		$(DESTDIR)$(PREFIX)/lib/noports/np-keyhelper
 
 format:
-	clang-format -i lib/*.[ch] server/*.[ch] proxy/*.[ch] rendezvous/*.[ch] keyhelper/*.[ch] tests/unit/*.c \
+	clang-format -i lib/*.[ch] server/*.[ch] proxy/*.[ch] rendezvous/*.[ch] keyhelper/*.[ch] device/*.[ch] tests/unit/*.c \
 		tests/fuzz/*.c
 
 clean:
