@@ -155,6 +155,10 @@ fuzz-smoke: fuzz
 demo: deps all
 	$(Q)BUILD=$(BUILD) scripts/demo
 
+# Benchmarks: ratios against anchors measured in the same run (bench/run).
+bench: deps all tools
+	$(Q)BUILD=$(BUILD) bench/run
+
 # Stops the lab that `make demo` left running.
 demo-stop:
 	$(Q)tests/lab/down "$${NP_DEMO_DIR:-/tmp/noports-demo}"

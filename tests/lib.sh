@@ -259,4 +259,175 @@ keyfile_of() {
 	echo "$T/home/$1/.config/noports/identity.key"
 }
 
+# ---- np-srd (the socket rendezvous) helpers ----
+NPSRD=$BUILD/np-srd
+SRPEER=$BUILD/tools/np-srpeer
+
+# srd_require: np-srd and np-srpeer must be built.
+srd_require() {
+	[ -x "$NPSRD" ] || fail "$NPSRD missing: run make"
+	[ -x "$SRPEER" ] || fail "$SRPEER missing: run make tools"
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now
+# (outside the kernel's ephemeral range).
+free_port() {
+	local p i
+	for i in $(seq 1 200); do
+		p=$((20000 + RANDOM % 12000))
+		if ! ss -Hltn "sport = :$p" | grep -q .; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# srd_conf WHO SERVER [FILE]: writes the np-srd config FILE (default
+# $T/WHO.conf) for the enrolled identity @WHO at SERVER, followed by the
+# lines read from stdin (Allow, SinglePort, timeouts, ...).
+srd_conf() {
+	local who=$1 srv=$2 f=${3:-$T/$1.conf} portvar=PORT_$2 fpvar=FP_$2
+	local h=$T/home/$who/.config/noports
+	{
+		echo "Identity @$who"
+		echo "IdentityFile $h/identity.key"
+		echo "Server 127.0.0.1:${!portvar}"
+		echo "ServerFingerprint ${!fpvar}"
+		echo "KnownIdentities $h/known_identities"
+		echo "PublicHost 127.0.0.1"
+		echo "ListenAddress 127.0.0.1"
+		echo "LogLevel debug"
+		cat
+	} >"$f"
+}
+
+# srd_start NAME [CONF]: runs np-srd -F CONF -D in the background (log
+# $T/NAME.log, appended), sets PID_NAME; waits until it authenticated to
+# its server (a log line) or fails after 15 s.
+srd_start() {
+	local name=$1 conf=${2:-$T/$1.conf} pid before
+	before=$(lines "$T/$name.log")
+	env --default-signal=INT,QUIT "$NPSRD" -F "$conf" -D \
+	    >>"$T/$name.log" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	printf -v "PID_$name" '%s' "$pid"
+	wait_for 15 srd_log_since "$name" "$before" \
+	    "$SRD_READY_RE" || {
+		kill -0 "$pid" 2>/dev/null ||
+		    fail "np-srd $name exited at start"
+		fail "np-srd $name not ready within 15 s"
+	}
+}
+SRD_READY_RE=${SRD_READY_RE:-'monitor|ready|connected|welcome|authenticated|serving'}
+
+# srd_log_since NAME N ERE: a line after the first N lines of $T/NAME.log
+# matches ERE (case-insensitive).
+srd_log_since() {
+	tail -n +"$(($2 + 1))" "$T/$1.log" 2>/dev/null | grep -Eqi -- "$3"
+}
+
+# srd_stop NAME [SIGNAL] [LIMIT]: signals np-srd (default TERM) and waits
+# up to LIMIT seconds (default 10) for it to exit; returns its status.
+srd_stop() {
+	local pidvar=PID_$1 sig=${2:-TERM} limit=${3:-10} pid
+	pid=${!pidvar}
+	kill "-$sig" "$pid" 2>/dev/null
+	if ! wait_exit "$pid" "$limit"; then
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		fail "np-srd $1 did not exit within $limit s of SIG$sig"
+	fi
+	return "$RC"
+}
+
+# rss_kb PID: resident set size in kB (empty when gone).
+rss_kb() {
+	awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+# srp WHO ARGS...: np-srpeer as WHO (WHO's HOME and np config), bounded
+# by $NP_LIMIT seconds (default 30).
+srp() {
+	local who=$1
+	shift
+	mkdir -p "$T/home/$who"
+	timeout "${NP_LIMIT:-30}" env -u NP_CONFIG HOME="$T/home/$who" \
+	    "$SRPEER" -F "$(config_of "$who")" "$@"
+}
+
+# sr_open WHO SR FILE [ARGS...]: asks @SR for a session as WHO and
+# stores the srd.session JSON in FILE; sets RC/OUT/ERR (see run).
+sr_open() {
+	local who=$1 sr=$2 f=$3 tag
+	shift 3
+	tag=open-$(basename "$f" .json)
+	run "$tag" srp "$who" open "@$sr" "$@"
+	if [ "$RC" = 0 ]; then
+		printf '%s\n' "$OUT" >"$f"
+	fi
+}
+
+# sr_side TAG FILE SIDE ARGS...: one side of a session in the background
+# (np-srpeer side; stdout $T/TAG.out, stderr $T/TAG.log), its own
+# --timeout $SIDE_LIMIT (default 120, ARGS may override); sets BGPID, the
+# np-srpeer process itself.
+sr_side() {
+	local tag=$1 f=$2 side=$3
+	shift 3
+	bg "$tag" "$SRPEER" side --timeout "${SIDE_LIMIT:-120}" --session "$f" \
+	    --side "$side" "$@"
+}
+
+# sr_gen BYTES SEED: sha256 of np-srpeer's deterministic stream.
+sr_gen() {
+	"$SRPEER" gen --bytes "$1" --seed "$2"
+}
+
+# side_field TAG WORD: the value after WORD in $T/TAG.out's result line
+# ("sent N sha256 H recv M sha256 H"): sent, recv, sent_sha, recv_sha.
+side_field() {
+	awk -v w="$2" '/^sent /{
+		if (w == "sent") print $2; else if (w == "sent_sha") print $4;
+		else if (w == "recv") print $6; else if (w == "recv_sha") print $8;
+		exit }' "$T/$1.out"
+}
+
+# json_field FILE PATH: a scalar member of the session JSON (one flat
+# level of nesting), e.g. "sid", "client.port", "device.token".
+json_field() {
+	local txt key=$2 obj
+	txt=$(tr -d '\n' <"$1")
+	case $key in
+	*.*)
+		obj=${key%%.*}
+		key=${key#*.}
+		txt=$(printf '%s' "$txt" | grep -o "\"$obj\" *: *{[^}]*}")
+		;;
+	esac
+	printf '%s' "$txt" | grep -o "\"$key\" *: *[^,}]*" | head -n 1 |
+	    sed 's/^"[^"]*" *: *//; s/^"//; s/" *$//; s/ *$//'
+}
+
+# sr_line FILE SIDE: the token line (without "\n") for side c or d of the
+# session in FILE.
+sr_line() {
+	local f=$1 side=$2 who=client
+	[ "$side" = d ] && who=device
+	printf 'NPSR1 %s %s %s' "$(json_field "$f" sid)" "$side" \
+	    "$(json_field "$f" "$who.token")"
+}
+
+# raw_try PORT LINE: connects to 127.0.0.1:PORT, sends LINE + "\n" and
+# prints np-srd's answer line, "EOF" when it closed without one, or
+# "CONNREFUSED" when nothing listens (bounded to 10 s).
+raw_try() {
+	timeout 10 bash -c '
+		exec 3<>/dev/tcp/127.0.0.1/$0 || { echo CONNREFUSED; exit 0; }
+		printf "%s\n" "$1" >&3
+		if IFS= read -r -t 8 l <&3; then echo "$l"; else echo EOF; fi
+	' "$1" "$2" 2>/dev/null || echo TIMEOUT
+}
+
 [ -x "$NP" ] && [ -x "$NPSERVER" ] || fail "binaries missing in $BUILD: run make"
