@@ -384,6 +384,18 @@ conf_set_ident(struct conf_ctx *c, const struct np_conf_kw *kw, void *field,
 	return conf_set_str(c, kw, field, argv, argc, first);
 }
 
+/* The power of two at or above n (1 for 0). */
+static size_t
+conf_cap(size_t n)
+{
+	size_t c = 1;
+
+	while (c < n && c <= SIZE_MAX / 2) {
+		c <<= 1;
+	}
+	return c < n ? n : c;
+}
+
 static int
 conf_set_list(struct conf_ctx *c, const struct np_conf_kw *kw, void *field,
     char **argv, size_t argc, int first)
@@ -399,17 +411,58 @@ conf_set_list(struct conf_ctx *c, const struct np_conf_kw *kw, void *field,
 		conf_msg(c, "too many values for '%s'", kw->name);
 		return NP_ERR_CONF;
 	}
-	if ((nv = realloc(l->v, (l->n + argc) * sizeof(*nv))) == NULL) {
-		conf_msg(c, "out of memory");
-		return NP_ERR_ALLOC;
+	/* Capacity is the power of two at or above n (defaults are gone by
+	 * now), so a long run of lines costs amortised O(1) each. */
+	if (l->v == NULL || conf_cap(l->n + argc) > conf_cap(l->n)) {
+		if ((nv = realloc(l->v, conf_cap(l->n + argc) *
+		    sizeof(*nv))) == NULL) {
+			conf_msg(c, "out of memory");
+			return NP_ERR_ALLOC;
+		}
+		l->v = nv;
 	}
-	l->v = nv;
 	for (i = 0; i < argc; i++) {
 		if ((l->v[l->n] = strdup(argv[i])) == NULL) {
 			conf_msg(c, "out of memory");
 			return NP_ERR_ALLOC;
 		}
 		l->n++;
+	}
+	return NP_OK;
+}
+
+static int
+conf_set_lines(struct conf_ctx *c, const struct np_conf_kw *kw, void *field,
+    char **argv, size_t argc, int first)
+{
+	struct np_strlines *l = field;
+	struct np_strlist *nv;
+	size_t cap;
+	int r;
+
+	if (first) {
+		np_strlines_free(l); /* drop the defaults */
+	}
+	if (l->n >= NP_CONF_LINES_MAX) {
+		conf_msg(c, "too many '%s' lines (at most %d)", kw->name,
+		    NP_CONF_LINES_MAX);
+		return NP_ERR_CONF;
+	}
+	/* Capacity doubles: grow when n is 0 or a power of two. */
+	if ((l->n & (l->n - 1)) == 0) {
+		cap = l->n == 0 ? 1 : l->n * 2;
+		if ((nv = realloc(l->v, cap * sizeof(*nv))) == NULL) {
+			conf_msg(c, "out of memory");
+			return NP_ERR_ALLOC;
+		}
+		l->v = nv;
+	}
+	memset(&l->v[l->n], 0, sizeof(l->v[l->n]));
+	l->n++;
+	/* Appending to an empty list never drops anything. */
+	if ((r = conf_set_list(c, kw, &l->v[l->n - 1], argv, argc, 0)) !=
+	    NP_OK) {
+		return r;
 	}
 	return NP_OK;
 }
@@ -459,6 +512,7 @@ static const conf_setter conf_setters[] = {
 	[NP_CONF_IDENT] = conf_set_ident,
 	[NP_CONF_LIST] = conf_set_list,
 	[NP_CONF_PATH] = conf_set_path,
+	[NP_CONF_LINES] = conf_set_lines,
 };
 
 static int
@@ -485,7 +539,7 @@ conf_apply(struct conf_ctx *c, const struct np_conf_kw *kw, size_t *seen,
 		conf_msg(c, "missing argument for '%s'", kw->name);
 		return NP_ERR_CONF;
 	}
-	if (kw->type != NP_CONF_LIST) {
+	if (kw->type != NP_CONF_LIST && kw->type != NP_CONF_LINES) {
 		if (argc > 1) {
 			conf_msg(c, "too many arguments for '%s'", kw->name);
 			return NP_ERR_CONF;
@@ -751,6 +805,9 @@ np_conf_free(const struct np_conf_kw *table, void *obj)
 		case NP_CONF_LIST:
 			np_strlist_free(f);
 			break;
+		case NP_CONF_LINES:
+			np_strlines_free(f);
+			break;
 		default:
 			break;
 		}
@@ -876,6 +933,22 @@ np_strlist_free(struct np_strlist *l)
 	}
 	for (i = 0; i < l->n; i++) {
 		free(l->v[i]);
+	}
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+void
+np_strlines_free(struct np_strlines *l)
+{
+	size_t i;
+
+	if (l == NULL) {
+		return;
+	}
+	for (i = 0; i < l->n; i++) {
+		np_strlist_free(&l->v[i]);
 	}
 	free(l->v);
 	l->v = NULL;

@@ -24,9 +24,12 @@ enum np_conf_type {
 	NP_CONF_IDENT,	  /* char *: an identity "@name" */
 	NP_CONF_LIST,	  /* struct np_strlist: all arguments, may repeat */
 	NP_CONF_PATH,	  /* char *: one argument, "~/" expanded */
+	NP_CONF_LINES,	  /* struct np_strlines: may repeat, each line's
+			   * arguments kept as a list of its own */
 };
 
 #define NP_CONF_REQUIRED 0x1
+#define NP_CONF_LINES_MAX 65536 /* lines of one NP_CONF_LINES keyword */
 
 struct np_hostport {
 	char *host;
@@ -35,6 +38,12 @@ struct np_hostport {
 
 struct np_strlist {
 	char **v;
+	size_t n;
+};
+
+/* NP_CONF_LINES: v[i] holds the arguments of the i-th occurrence. */
+struct np_strlines {
+	struct np_strlist *v;
 	size_t n;
 };
 
@@ -53,10 +62,11 @@ struct np_conf_kw {
  * returns NP_ERR_CONF and writes "fname:line: message" into err.  Values
  * already set in obj (defaults) are overwritten by the file.
  * Field types: STR/IDENT/PATH char *, INT/DURATION long, BOOL int,
- * HOSTPORT struct np_hostport, LIST struct np_strlist.  Defaults held in
+ * HOSTPORT struct np_hostport, LIST struct np_strlist, LINES struct
+ * np_strlines (one np_strlist per line, in file order).  Defaults held in
  * pointer fields must be malloc'ed: they are freed when the file replaces
- * them (a LIST's defaults are dropped at its first occurrence in the file;
- * later occurrences append).  Only STR accepts "" as a value.  Lines:
+ * them (a LIST's or LINES' defaults are dropped at its first occurrence in
+ * the file; later occurrences append).  Only STR accepts "" as a value.  Lines:
  * "Keyword value", "Keyword=value", "Keyword = value"; '#' starts a
  * comment at the start of a line or of an argument; "..." quotes an
  * argument (no escapes); CRLF is fine; NUL bytes are refused.
@@ -86,5 +96,6 @@ void np_conf_free(const struct np_conf_kw *table, void *obj);
 int np_hostport_parse(const char *s, struct np_hostport *hp);
 void np_hostport_free(struct np_hostport *hp);
 void np_strlist_free(struct np_strlist *l);
+void np_strlines_free(struct np_strlines *l);
 
 #endif

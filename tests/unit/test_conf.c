@@ -24,6 +24,7 @@ struct tconf {
 	long anyint;
 	long anydur;
 	char *empty_ok;
+	struct np_strlines rules;
 };
 
 static const struct np_conf_kw ttable[] = {
@@ -48,6 +49,8 @@ static const struct np_conf_kw ttable[] = {
 	    0, 0, "any" },
 	{ "Comment", NP_CONF_STR, offsetof(struct tconf, empty_ok), 0, 0, 0,
 	    "comment" },
+	{ "Rule", NP_CONF_LINES, offsetof(struct tconf, rules), 0, 0, 0,
+	    "rule" },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
@@ -767,6 +770,81 @@ START_TEST(test_load_unreadable)
 }
 END_TEST
 
+START_TEST(test_lines_grouped)
+{
+	ck_assert_int_eq(parse_srv("Rule @a users=x,y\n"
+			       "# between\n"
+			       "rule=@b \"users=*\"\n"
+			       "Rule   one\n"
+			       "Rule @c a b c d # comment\n"),
+	    NP_OK);
+	ck_assert_uint_eq(tc.rules.n, 4);
+	ck_assert_uint_eq(tc.rules.v[0].n, 2);
+	ck_assert_str_eq(tc.rules.v[0].v[0], "@a");
+	ck_assert_str_eq(tc.rules.v[0].v[1], "users=x,y");
+	ck_assert_uint_eq(tc.rules.v[1].n, 2);
+	ck_assert_str_eq(tc.rules.v[1].v[0], "@b");
+	ck_assert_str_eq(tc.rules.v[1].v[1], "users=*");
+	ck_assert_uint_eq(tc.rules.v[2].n, 1);
+	ck_assert_str_eq(tc.rules.v[2].v[0], "one");
+	ck_assert_uint_eq(tc.rules.v[3].n, 5);
+	ck_assert_str_eq(tc.rules.v[3].v[4], "d");
+	/* No occurrence: stays empty. */
+	np_conf_free(ttable, &tc);
+	memset(&tc, 0, sizeof(tc));
+	ck_assert_int_eq(parse_srv("Name n\n"), NP_OK);
+	ck_assert_uint_eq(tc.rules.n, 0);
+	ck_assert_ptr_null(tc.rules.v);
+}
+END_TEST
+
+START_TEST(test_lines_defaults_and_errors)
+{
+	tc.rules.v = calloc(1, sizeof(*tc.rules.v));
+	tc.rules.n = 1;
+	tc.rules.v[0].v = calloc(1, sizeof(char *));
+	tc.rules.v[0].v[0] = strdup("default");
+	tc.rules.v[0].n = 1;
+	ck_assert_int_eq(parse_srv("Rule new\n"), NP_OK);
+	ck_assert_uint_eq(tc.rules.n, 1);
+	ck_assert_str_eq(tc.rules.v[0].v[0], "new");
+	np_conf_free(ttable, &tc);
+	ck_assert_uint_eq(tc.rules.n, 0);
+	ck_assert_ptr_null(tc.rules.v);
+
+	ck_err_srv("Rule\n", "t.conf:2: missing argument for 'Rule'");
+	np_conf_free(ttable, &tc);
+	ck_err_srv("Rule a \"\"\n",
+	    "t.conf:2: empty argument for 'Rule'");
+	np_conf_free(ttable, &tc);
+	/* An error after some lines leaves owned values behind only. */
+	ck_err_srv("Rule a b\nRule c\nRule \"x\n",
+	    "t.conf:4: unterminated quote");
+	ck_assert_uint_eq(tc.rules.n, 2);
+	np_strlines_free(NULL);
+}
+END_TEST
+
+START_TEST(test_lines_cap)
+{
+	size_t n = NP_CONF_LINES_MAX + 1, i, len = 0;
+	char *text = malloc(n * 7 + 64);
+
+	ck_assert_ptr_nonnull(text);
+	len += (size_t)sprintf(text, "Server s.example:1\n");
+	for (i = 0; i < n; i++) {
+		memcpy(text + len, "Rule x\n", 7);
+		len += 7;
+	}
+	ck_assert_int_eq(np_conf_parse(ttable, &tc, text, len, "t.conf",
+			     errbuf, sizeof(errbuf)),
+	    NP_ERR_CONF);
+	ck_assert_ptr_nonnull(strstr(errbuf, "too many 'Rule' lines"));
+	ck_assert_uint_eq(tc.rules.n, NP_CONF_LINES_MAX);
+	free(text);
+}
+END_TEST
+
 static Suite *
 conf_suite(void)
 {
@@ -786,6 +864,9 @@ conf_suite(void)
 	tcase_add_test(tc_good, test_path);
 	tcase_add_test(tc_good, test_many_list_items);
 	tcase_add_test(tc_good, test_free_edge);
+	tcase_add_test(tc_good, test_lines_grouped);
+	tcase_add_test(tc_good, test_lines_defaults_and_errors);
+	tcase_add_test(tc_good, test_lines_cap);
 	suite_add_tcase(s, tc_good);
 
 	tcase_add_checked_fixture(tc_bad, setup, teardown);

@@ -1,0 +1,398 @@
+/*
+ * The pure parts of a session: parsing np.session.req, deciding on it,
+ * and building the np.session.ok / np.session.err / np.pong bodies
+ * (docs/PROTOCOL.md, "Sessions between a client and a device").
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+#include <sodium.h>
+
+#include "box.h"
+#include "dev.h"
+#include "err.h"
+#include "key.h"
+#include "spool.h"
+#include "srproto.h"
+
+#define SR_TOKEN_B64_LEN 43
+#define KX_B64_LEN 44
+
+/* np.pong features: what this device offers. */
+static const char *const features_spool[] = { "ssh", "spool" };
+static const char *const features_ak[] = { "ssh", "authorized_keys" };
+
+static int
+get_str(struct json_object *o, const char *key, const char **s, size_t *len)
+{
+	struct json_object *m;
+
+	if (!json_object_object_get_ex(o, key, &m) ||
+	    !json_object_is_type(m, json_type_string)) {
+		return NP_ERR_INVALID;
+	}
+	*s = json_object_get_string(m);
+	*len = (size_t)json_object_get_string_len(m);
+	if (*s == NULL || strlen(*s) != *len) { /* no NUL inside */
+		return NP_ERR_INVALID;
+	}
+	return NP_OK;
+}
+
+static int
+get_int(struct json_object *o, const char *key, long min, long max, long *v)
+{
+	struct json_object *m;
+	int64_t n;
+
+	if (!json_object_object_get_ex(o, key, &m) ||
+	    !json_object_is_type(m, json_type_int)) {
+		return NP_ERR_INVALID;
+	}
+	errno = 0;
+	n = json_object_get_int64(m);
+	if (errno != 0 || n < min || n > max) {
+		return NP_ERR_INVALID;
+	}
+	*v = (long)n;
+	return NP_OK;
+}
+
+int
+dev_req_sid(struct json_object *body, char sid[NP_SR_SID_LEN + 1])
+{
+	const char *s;
+	size_t len;
+
+	if (body == NULL || !json_object_is_type(body, json_type_object) ||
+	    get_str(body, "sid", &s, &len) != NP_OK || !np_sid_valid(s)) {
+		return NP_ERR_INVALID;
+	}
+	memcpy(sid, s, NP_SR_SID_LEN + 1);
+	return NP_OK;
+}
+
+/* Host: printable ASCII without spaces, 1..255 bytes. */
+static int
+host_valid(const char *h, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len >= sizeof(((struct np_sr_endpoint *)0)->host)) {
+		return 0;
+	}
+	for (i = 0; i < len; i++) {
+		if (h[i] <= 0x20 || h[i] >= 0x7f) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* 43 base64url characters decoding to the 32-byte token. */
+static int
+token_decode(const char *s, size_t len, uint8_t token[NP_SR_TOKEN_LEN])
+{
+	uint8_t tmp[NP_SR_TOKEN_LEN + 8];
+	const char *end = NULL;
+	size_t n = 0;
+	int r = NP_ERR_INVALID;
+
+	if (len != SR_TOKEN_B64_LEN || memchr(s, '=', len) != NULL ||
+	    !np_b64_alphabet_ok(s, len, 1)) {
+		return NP_ERR_INVALID;
+	}
+	if (sodium_base642bin(tmp, sizeof(tmp), s, len, NULL, &n, &end,
+	    sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0 &&
+	    end == s + len && n == NP_SR_TOKEN_LEN) {
+		memcpy(token, tmp, NP_SR_TOKEN_LEN);
+		r = NP_OK;
+	}
+	sodium_memzero(tmp, sizeof(tmp));
+	return r;
+}
+
+static int
+parse_sr(struct json_object *o, struct np_sr_endpoint *ep)
+{
+	const char *s;
+	size_t len;
+	long port;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    get_str(o, "host", &s, &len) != NP_OK || !host_valid(s, len)) {
+		return NP_ERR_INVALID;
+	}
+	memcpy(ep->host, s, len + 1);
+	if (get_int(o, "port", 1, 65535, &port) != NP_OK) {
+		return NP_ERR_INVALID;
+	}
+	ep->port = (uint16_t)port;
+	if (get_str(o, "token", &s, &len) != NP_OK) {
+		return NP_ERR_INVALID;
+	}
+	return token_decode(s, len, ep->token);
+}
+
+static int
+parse_names(struct json_object *body, struct dev_req *t)
+{
+	const char *s;
+	size_t len;
+
+	if (get_str(body, "device", &s, &len) != NP_OK ||
+	    !dev_devname_valid(s)) {
+		return NP_ERR_INVALID;
+	}
+	memcpy(t->device, s, len + 1);
+	if (get_str(body, "user", &s, &len) != NP_OK) {
+		return NP_ERR_INVALID;
+	}
+	/* Too long: kept empty, refused as "bad user name". */
+	if (len <= NP_USER_MAX) {
+		memcpy(t->user, s, len + 1);
+	}
+	return NP_OK;
+}
+
+int
+dev_req_parse(struct json_object *body, struct dev_req *q)
+{
+	struct dev_req t;
+	struct json_object *m;
+	const char *s;
+	size_t len;
+	int r = NP_ERR_INVALID;
+
+	memset(&t, 0, sizeof(t));
+	if (dev_req_sid(body, t.sid) != NP_OK ||
+	    parse_names(body, &t) != NP_OK ||
+	    get_int(body, "port", 1, 65535, &t.port) != NP_OK ||
+	    !json_object_object_get_ex(body, "sr", &m) ||
+	    parse_sr(m, &t.sr) != NP_OK ||
+	    get_str(body, "kx", &s, &len) != NP_OK || len != KX_B64_LEN ||
+	    np_b64_decode_exact(s, t.kx, DEV_KX_LEN) != NP_OK) {
+		goto out;
+	}
+	*q = t;
+	r = NP_OK;
+ out:
+	sodium_memzero(&t, sizeof(t));
+	return r;
+}
+
+static int
+user_allowed(const struct dev_allow *a, const char *user)
+{
+	size_t i;
+
+	if (a->any_user) {
+		return 1;
+	}
+	for (i = 0; i < a->nusers; i++) {
+		if (strcmp(a->users[i], user) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int
+rv_host_allowed(const struct dev_conf *c, const char *host)
+{
+	size_t i;
+
+	if (c->rv_host.n == 0) {
+		return 1;
+	}
+	for (i = 0; i < c->rv_host.n; i++) {
+		if (strcasecmp(c->rv_host.v[i], host) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
+const char *
+dev_req_check(const struct dev_conf *c, const char *from,
+    const struct dev_req *q, size_t nsessions)
+{
+	const struct dev_allow *a;
+
+	if ((a = dev_conf_allow(c, from)) == NULL) {
+		return "identity not allowed";
+	}
+	if (!dev_conf_serves(c, q->device)) {
+		return "unknown device name";
+	}
+	if (!np_user_valid(q->user)) {
+		return "bad user name";
+	}
+	if (!user_allowed(a, q->user)) {
+		return "user not allowed";
+	}
+	if (q->port != 22 && q->port != c->sshd_port) {
+		return "port not permitted";
+	}
+	if (!rv_host_allowed(c, q->sr.host)) {
+		return "rendezvous host not permitted";
+	}
+	if (nsessions >= (size_t)c->max_sessions) {
+		return "too many sessions";
+	}
+	return NULL;
+}
+
+/* ---- reply bodies ---- */
+
+static int
+add(struct json_object *o, const char *key, struct json_object *v)
+{
+	if (v == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	if (json_object_object_add(o, key, v) != 0) {
+		json_object_put(v);
+		return NP_ERR_ALLOC;
+	}
+	return NP_OK;
+}
+
+static int
+add_strings(struct json_object *o, const char *key, const char *const *v,
+    size_t n)
+{
+	struct json_object *a, *s;
+	size_t i;
+
+	if ((a = json_object_new_array()) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	for (i = 0; i < n; i++) {
+		if ((s = json_object_new_string(v[i])) == NULL ||
+		    json_object_array_add(a, s) != 0) {
+			json_object_put(s);
+			json_object_put(a);
+			return NP_ERR_ALLOC;
+		}
+	}
+	return add(o, key, a);
+}
+
+int
+dev_body_ok(const char *sid, const char *pem, int64_t expires,
+    char *const *hostkeys, size_t nhostkeys, const uint8_t kx[DEV_KX_LEN],
+    struct json_object **out)
+{
+	struct json_object *o;
+	char b64[NP_PK_B64_MAX];
+	int r;
+
+	*out = NULL;
+	if (!np_sid_valid(sid) || pem == NULL || expires <= 0) {
+		return NP_ERR_INVALID;
+	}
+	if ((r = np_b64_encode(kx, DEV_KX_LEN, b64, sizeof(b64))) != NP_OK) {
+		return r;
+	}
+	if ((o = json_object_new_object()) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	/* Wipe the key's copy whatever happens below. */
+	if ((r = add(o, "key", json_object_new_string(pem))) == NP_OK) {
+		np_json_wipe_on_free(o);
+	}
+	if (r != NP_OK ||
+	    (r = add(o, "sid", json_object_new_string(sid))) != NP_OK ||
+	    (r = add(o, "expires", json_object_new_int64(expires))) != NP_OK ||
+	    (r = add_strings(o, "hostkeys", (const char *const *)hostkeys,
+	    nhostkeys)) != NP_OK ||
+	    (r = add(o, "kx", json_object_new_string(b64))) != NP_OK) {
+		json_object_put(o);
+		return r;
+	}
+	*out = o;
+	return NP_OK;
+}
+
+int
+dev_body_err(const char *sid, const char *reason, struct json_object **out)
+{
+	struct json_object *o;
+	int r;
+
+	*out = NULL;
+	if ((o = json_object_new_object()) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	if ((r = add(o, "sid", json_object_new_string(sid != NULL ? sid :
+	    ""))) != NP_OK ||
+	    (r = add(o, "reason", json_object_new_string(reason))) != NP_OK) {
+		json_object_put(o);
+		return r;
+	}
+	*out = o;
+	return NP_OK;
+}
+
+/* The device asked for in a ping body: "" when none. */
+static int
+ping_device(struct json_object *ping, const char **dev)
+{
+	size_t len;
+
+	*dev = "";
+	if (ping == NULL) {
+		return NP_OK;
+	}
+	if (!json_object_is_type(ping, json_type_object)) {
+		return NP_ERR_INVALID;
+	}
+	if (!json_object_object_get_ex(ping, "device", NULL)) {
+		return NP_OK;
+	}
+	if (get_str(ping, "device", dev, &len) != NP_OK ||
+	    (len > 0 && !dev_devname_valid(*dev))) {
+		return NP_ERR_INVALID;
+	}
+	return NP_OK;
+}
+
+int
+dev_body_pong(const struct dev_conf *c, struct json_object *ping,
+    struct json_object **out)
+{
+	struct json_object *o;
+	const char *dev;
+	int r;
+
+	*out = NULL;
+	if ((r = ping_device(ping, &dev)) != NP_OK) {
+		return r;
+	}
+	if (*dev == '\0' && c->device_name.n > 0) {
+		dev = c->device_name.v[0];
+	} else if (!dev_conf_serves(c, dev)) {
+		dev = "";
+	}
+	if ((o = json_object_new_object()) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	if ((r = add(o, "device", json_object_new_string(dev))) != NP_OK ||
+	    (r = add_strings(o, "devices",
+	    (const char *const *)c->device_name.v, c->device_name.n)) !=
+	    NP_OK ||
+	    (r = add(o, "version", json_object_new_string(DEV_VERSION))) !=
+	    NP_OK ||
+	    (r = add_strings(o, "features",
+	    c->keymode == DEV_KEYMODE_SPOOL ? features_spool : features_ak,
+	    2)) != NP_OK) {
+		json_object_put(o);
+		return r;
+	}
+	*out = o;
+	return NP_OK;
+}

@@ -1,0 +1,271 @@
+/*
+ * np-deviced configuration: defaults, Allow lines (fail closed), and the
+ * errors a bad deviced.conf must give.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dev.h"
+#include "err.h"
+#include "log.h"
+
+#define BASE                                                               \
+	"IdentityFile /etc/noports/device.key\n"                           \
+	"Server cp.example:6464\n"                                         \
+	"ServerFingerprint SHA256:"                                        \
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ\n"
+
+static struct dev_conf c;
+static char err[1024];
+
+static void
+setup(void)
+{
+	dev_conf_init(&c);
+	err[0] = '\0';
+}
+
+static void
+teardown(void)
+{
+	dev_conf_free(&c);
+}
+
+static int
+parse(const char *extra)
+{
+	char text[8192];
+
+	snprintf(text, sizeof(text), "%s%s", BASE, extra);
+	return dev_conf_parse(&c, text, strlen(text), "d.conf", err,
+	    sizeof(err));
+}
+
+/* Parse a bad file: NP_ERR_CONF and a message containing want. */
+static void
+bad(const char *extra, const char *want)
+{
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(parse(extra), NP_ERR_CONF);
+	if (strstr(err, want) == NULL) {
+		ck_abort_msg("for [%s]: error [%s] lacks [%s]", extra, err,
+		    want);
+	}
+}
+
+START_TEST(test_defaults)
+{
+	ck_assert_int_eq(parse(""), NP_OK);
+	ck_assert_uint_eq(c.device_name.n, 1);
+	ck_assert_str_eq(c.device_name.v[0], "default");
+	ck_assert_str_eq(c.sshd.host, "127.0.0.1");
+	ck_assert_str_eq(c.sshd.port, "22");
+	ck_assert_int_eq(c.sshd_port, 22);
+	ck_assert_int_eq(c.key_ttl, 30);
+	ck_assert_int_eq(c.keymode, DEV_KEYMODE_SPOOL);
+	ck_assert_str_eq(c.spool_dir, "/var/lib/noports/spool");
+	ck_assert_str_eq(c.state_dir, "/var/lib/noports");
+	ck_assert_str_eq(c.known_identities,
+	    "/etc/noports/known_identities");
+	ck_assert_int_eq(c.max_sessions, 64);
+	ck_assert_int_eq(c.grace_time, 10);
+	ck_assert_int_eq(c.level, NP_LOG_INFO);
+	ck_assert_uint_eq(c.rv_host.n, 0);
+	ck_assert_uint_eq(c.host_key.n, 0);
+	/* Fail closed: no Allow line, nobody. */
+	ck_assert_uint_eq(c.nallow, 0);
+	ck_assert_ptr_null(dev_conf_allow(&c, "@alice"));
+	ck_assert_ptr_null(dev_conf_allow(&c, NULL));
+	ck_assert_int_eq(dev_conf_serves(&c, "default"), 1);
+	ck_assert_int_eq(dev_conf_serves(&c, "other"), 0);
+}
+END_TEST
+
+START_TEST(test_full)
+{
+	const struct dev_allow *a;
+
+	ck_assert_int_eq(parse("Identity @dev\n"
+			       "DeviceName web db\n"
+			       "DeviceName default\n"
+			       "Allow @alice users=alice,deploy\n"
+			       "Allow bob users=*\n"
+			       "Allow @carol \"users=root\"\n"
+			       "Sshd [::1]:2222\n"
+			       "HostKey /k/a.pub /k/b.pub\n"
+			       "KeyTTL 1m\n"
+			       "KeyMode authorized_keys\n"
+			       "SpoolDir /s\nStateDir /st\n"
+			       "KnownIdentities /k/known\n"
+			       "MaxSessions 3\n"
+			       "RendezvousHost sr.example 10.0.0.1\n"
+			       "GraceTime 0\nKeepAlive 0\nConnectTimeout 5\n"
+			       "LogLevel debug\n"),
+	    NP_OK);
+	ck_assert_uint_eq(c.device_name.n, 3);
+	ck_assert_int_eq(dev_conf_serves(&c, "db"), 1);
+	ck_assert_int_eq(dev_conf_serves(&c, "default"), 1);
+	ck_assert_uint_eq(c.nallow, 3);
+	a = dev_conf_allow(&c, "@alice");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(a->any_user, 0);
+	ck_assert_uint_eq(a->nusers, 2);
+	ck_assert_str_eq(a->users[0], "alice");
+	ck_assert_str_eq(a->users[1], "deploy");
+	a = dev_conf_allow(&c, "@bob");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_int_eq(a->any_user, 1);
+	a = dev_conf_allow(&c, "@carol");
+	ck_assert_ptr_nonnull(a);
+	ck_assert_str_eq(a->users[0], "root");
+	ck_assert_ptr_null(dev_conf_allow(&c, "bob"));
+	ck_assert_ptr_null(dev_conf_allow(&c, "@dave"));
+	ck_assert_str_eq(c.sshd.host, "::1");
+	ck_assert_int_eq(c.sshd_port, 2222);
+	ck_assert_uint_eq(c.host_key.n, 2);
+	ck_assert_int_eq(c.key_ttl, 60);
+	ck_assert_int_eq(c.keymode, DEV_KEYMODE_AUTHKEYS);
+	ck_assert_str_eq(c.spool_dir, "/s");
+	ck_assert_str_eq(c.state_dir, "/st");
+	ck_assert_str_eq(c.known_identities, "/k/known");
+	ck_assert_int_eq(c.max_sessions, 3);
+	ck_assert_uint_eq(c.rv_host.n, 2);
+	ck_assert_int_eq(c.level, NP_LOG_DEBUG);
+	ck_assert_int_eq(c.connect_timeout, 5);
+}
+END_TEST
+
+START_TEST(test_allow_errors)
+{
+	bad("Allow @alice\n", "d.conf: Allow line 1: want 'Allow @ident "
+	    "users=");
+	bad("Allow @alice users=a extra\n", "Allow line 1: want");
+	bad("Allow @alice alice\n", "Allow line 1: want");
+	bad("Allow users=alice @alice\n", "Allow line 1: want");
+	bad("Allow @Alice users=a\n", "bad identity '@Alice'");
+	bad("Allow @a users=a\nAllow @b\n", "Allow line 2: want");
+	bad("Allow @alice users=\n", "bad user name ''");
+	bad("Allow @alice users=a,,b\n", "bad user name ''");
+	bad("Allow @alice users=a,\n", "bad user name ''");
+	bad("Allow @alice users=Root\n", "bad user name 'Root'");
+	bad("Allow @alice users=a;id\n", "bad user name 'a;id'");
+	bad("Allow @alice users=a\nAllow alice users=b\n",
+	    "Allow line 2: @alice has an Allow line already");
+	bad("Allow\n", "missing argument for 'Allow'");
+}
+END_TEST
+
+START_TEST(test_allow_many_users)
+{
+	char line[8192];
+	size_t i, o;
+
+	o = (size_t)snprintf(line, sizeof(line), "Allow @a users=u0");
+	for (i = 1; i < DEV_USERS_MAX; i++) {
+		o += (size_t)snprintf(line + o, sizeof(line) - o, ",u%zu", i);
+	}
+	snprintf(line + o, sizeof(line) - o, "\n");
+	ck_assert_int_eq(parse(line), NP_OK);
+	ck_assert_uint_eq(dev_conf_allow(&c, "@a")->nusers, DEV_USERS_MAX);
+	snprintf(line + o, sizeof(line) - o, ",x\n");
+	bad(line, "more than 256 users");
+}
+END_TEST
+
+START_TEST(test_other_errors)
+{
+	bad("KeyTTL 4\n", "out of range 5..3600");
+	bad("KeyTTL 3601\n", "out of range 5..3600");
+	bad("KeyTTL soon\n", "bad duration");
+	bad("KeyMode file\n", "bad KeyMode 'file'");
+	bad("DeviceName Web\n", "bad DeviceName 'Web'");
+	bad("DeviceName -x\n", "bad DeviceName '-x'");
+	bad("DeviceName a.b\n", "bad DeviceName 'a.b'");
+	bad("DeviceName aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+	    "bad DeviceName");
+	bad("DeviceName a a\n", "DeviceName 'a' given twice");
+	bad("Sshd 127.0.0.1\n", "bad host:port");
+	bad("MaxSessions 0\n", "out of range");
+	bad("LogLevel loud\n", "bad LogLevel 'loud'");
+	bad("SpoolDir spool\n", "must be absolute");
+	bad("StateDir ./st\n", "must be absolute");
+	bad("ConnectTimeout 0\n", "out of range");
+	bad("Unknown x\n", "unknown keyword 'Unknown'");
+	bad("KeyTTL 10\nKeyTTL 20\n", "given twice");
+
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(dev_conf_parse(&c, "Server a:1\n", 11, "d.conf", err,
+			     sizeof(err)),
+	    NP_ERR_CONF);
+	ck_assert_ptr_nonnull(strstr(err, "IdentityFile"));
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	{
+		const char *t = "IdentityFile /k\nServer a:1\n"
+				"ServerFingerprint SHA256:short\n";
+
+		ck_assert_int_eq(dev_conf_parse(&c, t, strlen(t), "d.conf",
+				     err, sizeof(err)),
+		    NP_ERR_CONF);
+		ck_assert_ptr_nonnull(strstr(err, "ServerFingerprint"));
+	}
+}
+END_TEST
+
+START_TEST(test_devname)
+{
+	ck_assert_int_eq(dev_devname_valid("default"), 1);
+	ck_assert_int_eq(dev_devname_valid("a_b-9"), 1);
+	ck_assert_int_eq(dev_devname_valid("_x"), 1);
+	ck_assert_int_eq(dev_devname_valid(""), 0);
+	ck_assert_int_eq(dev_devname_valid(NULL), 0);
+	ck_assert_int_eq(dev_devname_valid("-a"), 0);
+	ck_assert_int_eq(dev_devname_valid("a.b"), 0);
+	ck_assert_int_eq(dev_devname_valid("A"), 0);
+	ck_assert_int_eq(dev_devname_valid("a b"), 0);
+	ck_assert_int_eq(
+	    dev_devname_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 1);
+	ck_assert_int_eq(
+	    dev_devname_valid("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"), 0);
+}
+END_TEST
+
+START_TEST(test_load_missing)
+{
+	struct dev_conf l;
+
+	ck_assert_int_eq(dev_conf_load(&l, "/nonexistent/deviced.conf", err,
+			     sizeof(err)),
+	    NP_ERR_NOT_FOUND);
+	ck_assert_ptr_nonnull(strstr(err, "no such file"));
+	dev_conf_free(&l);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("dev_conf");
+	TCase *tc = tcase_create("conf");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_full);
+	tcase_add_test(tc, test_allow_errors);
+	tcase_add_test(tc, test_allow_many_users);
+	tcase_add_test(tc, test_other_errors);
+	tcase_add_test(tc, test_devname);
+	tcase_add_test(tc, test_load_missing);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed > 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
