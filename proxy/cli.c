@@ -173,6 +173,9 @@ cli_timeout_ms(const struct np_cli *cli)
 	long s = cli->cfg.connect_timeout > 0 ? cli->cfg.connect_timeout :
 	    NP_CONFIG_DEFAULT_TIMEOUT;
 
+	if (cli->timeout_override_ms > 0) {
+		return cli->timeout_override_ms;
+	}
 	return (int)(s * 1000);
 }
 

@@ -28,6 +28,7 @@ struct np_cli {
 	struct np_config cfg;
 	struct np_ev *ev;
 	uint64_t t0;		 /* start, for -v step timings */
+	int timeout_override_ms; /* >0: cli_timeout_ms() returns this */
 };
 
 typedef int np_cmd_fn(struct np_cli *cli, int argc, char **argv);
@@ -46,6 +47,9 @@ int cmd_pin(struct np_cli *, int, char **);
 int cmd_rotate(struct np_cli *, int, char **);
 int cmd_send(struct np_cli *, int, char **);
 int cmd_recv(struct np_cli *, int, char **);
+int cmd_proxy(struct np_cli *, int, char **);
+int cmd_ssh(struct np_cli *, int, char **);
+int cmd_ping(struct np_cli *, int, char **);
 
 /* "np: message" on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "conf.h"
 #include "err.h"
+#include "ident.h"
 #include "key.h"
 
 const struct np_conf_kw np_config_table[] = {
@@ -32,11 +33,23 @@ const struct np_conf_kw np_config_table[] = {
 	{ "ConnectTimeout", NP_CONF_DURATION,
 	    offsetof(struct np_config, connect_timeout), 0, 1, 3600,
 	    "seconds to connect and authenticate" },
+	{ "Rendezvous", NP_CONF_IDENT, offsetof(struct np_config, rendezvous),
+	    0, 0, 0, "the rendezvous identity for sessions, @sr" },
+	{ "KeyDir", NP_CONF_PATH, offsetof(struct np_config, key_dir), 0, 0, 0,
+	    "where session keys are written (USER@HOST)" },
+	{ "KnownHosts", NP_CONF_PATH, offsetof(struct np_config, known_hosts),
+	    0, 0, 0, "the known_hosts file for device host keys" },
+	{ "SessionTimeout", NP_CONF_DURATION,
+	    offsetof(struct np_config, session_timeout), 0, 1, 3600,
+	    "seconds for the whole session set-up" },
+	{ "DeviceAlias", NP_CONF_LINES,
+	    offsetof(struct np_config, device_alias), 0, 0, 0,
+	    "ALIAS @ident [DEVICE]: ssh ALIAS.noports reaches that device" },
 	{ NULL, 0, 0, 0, 0, 0, NULL },
 };
 
-int
-np_config_path(const char *leaf, char *out, size_t outlen)
+static int
+home_path(const char *dir, const char *leaf, char *out, size_t outlen)
 {
 	const char *home = getenv("HOME");
 	int n;
@@ -45,10 +58,9 @@ np_config_path(const char *leaf, char *out, size_t outlen)
 		return NP_ERR_CONF;
 	}
 	if (leaf != NULL) {
-		n = snprintf(out, outlen, "%s/%s/%s", home, NP_CONFIG_DIR,
-		    leaf);
+		n = snprintf(out, outlen, "%s/%s/%s", home, dir, leaf);
 	} else {
-		n = snprintf(out, outlen, "%s/%s", home, NP_CONFIG_DIR);
+		n = snprintf(out, outlen, "%s/%s", home, dir);
 	}
 	if (n < 0 || (size_t)n >= outlen) {
 		return NP_ERR_TOO_BIG;
@@ -56,13 +68,25 @@ np_config_path(const char *leaf, char *out, size_t outlen)
 	return NP_OK;
 }
 
+int
+np_config_path(const char *leaf, char *out, size_t outlen)
+{
+	return home_path(NP_CONFIG_DIR, leaf, out, outlen);
+}
+
+int
+np_cache_path(const char *leaf, char *out, size_t outlen)
+{
+	return home_path(NP_CACHE_DIR, leaf, out, outlen);
+}
+
 static int
-default_path(char **dst, const char *leaf)
+default_path(char **dst, const char *dir, const char *leaf)
 {
 	char p[PATH_MAX];
 	int r;
 
-	if ((r = np_config_path(leaf, p, sizeof(p))) != NP_OK) {
+	if ((r = home_path(dir, leaf, p, sizeof(p))) != NP_OK) {
 		return r == NP_ERR_CONF ? NP_OK : r; /* no HOME: no default */
 	}
 	if ((*dst = strdup(p)) == NULL) {
@@ -78,9 +102,14 @@ np_config_defaults(struct np_config *cfg)
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->connect_timeout = NP_CONFIG_DEFAULT_TIMEOUT;
-	if ((r = default_path(&cfg->identity_file, "identity.key")) != NP_OK ||
-	    (r = default_path(&cfg->known_identities, "known_identities")) !=
-	    NP_OK) {
+	cfg->session_timeout = NP_CONFIG_DEFAULT_SESSION_TIMEOUT;
+	if ((r = default_path(&cfg->identity_file, NP_CONFIG_DIR,
+	    "identity.key")) != NP_OK ||
+	    (r = default_path(&cfg->known_identities, NP_CONFIG_DIR,
+	    "known_identities")) != NP_OK ||
+	    (r = default_path(&cfg->key_dir, NP_CACHE_DIR, "keys")) != NP_OK ||
+	    (r = default_path(&cfg->known_hosts, NP_CACHE_DIR,
+	    "known_hosts")) != NP_OK) {
 		np_config_free(cfg);
 		return r;
 	}
@@ -101,17 +130,151 @@ np_config_fp_valid(const char *s)
 	return np_b64_decode_exact(padded, raw, sizeof(raw)) == NP_OK;
 }
 
+/* 1 if s is [a-z0-9_][<first or also extra>]{0,max-1}. */
+static int
+name_valid(const char *s, size_t max, int dots)
+{
+	size_t i;
+
+	if (s == NULL || s[0] == '\0' || s[0] == '-' || s[0] == '.') {
+		return 0;
+	}
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i >= max) {
+			return 0;
+		}
+		if ((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		    s[i] == '-' || (dots && s[i] == '.')) {
+			continue;
+		}
+		return 0;
+	}
+	return 1;
+}
+
+int
+np_devname_valid(const char *s)
+{
+	return name_valid(s, NP_DEVNAME_MAX, 0);
+}
+
+int
+np_alias_name_valid(const char *s)
+{
+	static const char sfx[] = ".noports";
+	size_t n;
+
+	if (!name_valid(s, NP_ALIAS_MAX, 1)) {
+		return 0;
+	}
+	n = strlen(s);
+	return !(n >= sizeof(sfx) - 1 &&
+	    strcmp(s + n - (sizeof(sfx) - 1), sfx) == 0);
+}
+
+static int
+alias_one(const struct np_strlist *v, struct np_alias *a, char *err,
+    size_t errlen)
+{
+	const char *name = v->n > 0 ? v->v[0] : "";
+
+	if (v->n < 2 || v->n > 3) {
+		snprintf(err, errlen, "DeviceAlias %.64s: want ALIAS @ident "
+		    "[DEVICE]", name);
+		return NP_ERR_CONF;
+	}
+	if (!np_alias_name_valid(name)) {
+		snprintf(err, errlen, "DeviceAlias: bad alias '%.64s' (want "
+		    "a-z, 0-9, '_', '-', '.', not ending in .noports)", name);
+		return NP_ERR_CONF;
+	}
+	if (!np_ident_valid(v->v[1])) {
+		snprintf(err, errlen, "DeviceAlias %s: bad identity '%.64s' "
+		    "(want @name)", name, v->v[1]);
+		return NP_ERR_CONF;
+	}
+	if (v->n == 3 && !np_devname_valid(v->v[2])) {
+		snprintf(err, errlen, "DeviceAlias %s: bad device name "
+		    "'%.64s' (want [a-z0-9_][a-z0-9_-]{0,31})", name, v->v[2]);
+		return NP_ERR_CONF;
+	}
+	memcpy(a->name, name, strlen(name) + 1);
+	memcpy(a->ident, v->v[1], strlen(v->v[1]) + 1);
+	if (v->n == 3) {
+		memcpy(a->device, v->v[2], strlen(v->v[2]) + 1);
+	} else {
+		memcpy(a->device, "default", sizeof("default"));
+	}
+	return NP_OK;
+}
+
+int
+np_aliases_group(const struct np_strlines *l, struct np_alias **out,
+    size_t *n, char *err, size_t errlen)
+{
+	struct np_alias *a = NULL;
+	size_t i, j;
+	int r = NP_ERR_CONF;
+
+	*out = NULL;
+	*n = 0;
+	if (l->n == 0) {
+		return NP_OK;
+	}
+	if (l->n > NP_ALIASES_MAX) {
+		snprintf(err, errlen, "DeviceAlias: too many (at most %d)",
+		    NP_ALIASES_MAX);
+		return NP_ERR_CONF;
+	}
+	if ((a = calloc(l->n, sizeof(*a))) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	for (i = 0; i < l->n; i++) {
+		if ((r = alias_one(&l->v[i], &a[i], err, errlen)) != NP_OK) {
+			goto out;
+		}
+		for (j = 0; j < i; j++) {
+			if (strcmp(a[j].name, a[i].name) == 0) {
+				snprintf(err, errlen, "DeviceAlias %s given "
+				    "twice", a[i].name);
+				r = NP_ERR_CONF;
+				goto out;
+			}
+		}
+	}
+	*out = a;
+	*n = l->n;
+	a = NULL;
+	r = NP_OK;
+ out:
+	free(a);
+	return r;
+}
+
 static int
 config_check(struct np_config *cfg, const char *fname, char *err,
     size_t errlen)
 {
+	char msg[512];
+	int r;
+
 	if (cfg->server_fingerprint != NULL &&
 	    !np_config_fp_valid(cfg->server_fingerprint)) {
 		snprintf(err, errlen, "%s: ServerFingerprint is not a "
 		    "SHA256:... fingerprint", fname);
 		return NP_ERR_CONF;
 	}
-	return NP_OK;
+	free(cfg->aliases);
+	cfg->aliases = NULL;
+	cfg->naliases = 0;
+	msg[0] = '\0';
+	r = np_aliases_group(&cfg->device_alias, &cfg->aliases,
+	    &cfg->naliases, msg, sizeof(msg));
+	if (r == NP_ERR_CONF) {
+		snprintf(err, errlen, "%s: %s", fname, msg);
+	}
+	return r;
 }
 
 int
@@ -155,6 +318,9 @@ np_config_free(struct np_config *cfg)
 		return;
 	}
 	np_conf_free(np_config_table, cfg);
+	free(cfg->aliases);
+	cfg->aliases = NULL;
+	cfg->naliases = 0;
 }
 
 int

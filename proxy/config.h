@@ -8,9 +8,22 @@
 #include <stddef.h>
 
 #include "conf.h"
+#include "ident.h"
 
 #define NP_CONFIG_DIR ".config/noports" /* under $HOME */
 #define NP_CONFIG_DEFAULT_TIMEOUT 10	/* ConnectTimeout, seconds */
+#define NP_CACHE_DIR ".cache/noports"	/* under $HOME */
+#define NP_CONFIG_DEFAULT_SESSION_TIMEOUT 15 /* SessionTimeout, seconds */
+#define NP_ALIAS_MAX 63			/* characters of an alias */
+#define NP_DEVNAME_MAX 32		/* [a-z0-9_][a-z0-9_-]{0,31} */
+#define NP_ALIASES_MAX 1024		/* DeviceAlias lines */
+
+/* One DeviceAlias line: ALIAS @ident [DEVICE]. */
+struct np_alias {
+	char name[NP_ALIAS_MAX + 1];	/* without ".noports" */
+	char ident[NP_IDENT_MAX + 1];
+	char device[NP_DEVNAME_MAX + 1]; /* "default" when not given */
+};
 
 struct np_config {
 	char *identity;		  /* Identity @name (NULL: not set) */
@@ -19,6 +32,13 @@ struct np_config {
 	char *server_fingerprint; /* ServerFingerprint SHA256:... */
 	char *known_identities;	  /* KnownIdentities */
 	long connect_timeout;	  /* ConnectTimeout, seconds */
+	char *rendezvous;	  /* Rendezvous @sr (NULL: not set) */
+	char *key_dir;		  /* KeyDir: session keys */
+	char *known_hosts;	  /* KnownHosts: the noports known_hosts */
+	long session_timeout;	  /* SessionTimeout, seconds */
+	struct np_strlines device_alias; /* DeviceAlias lines */
+	struct np_alias *aliases; /* DeviceAlias, one per line */
+	size_t naliases;
 };
 
 extern const struct np_conf_kw np_config_table[];
@@ -26,6 +46,20 @@ extern const struct np_conf_kw np_config_table[];
 /* "$HOME/.config/noports" (+ "/" + leaf when leaf != NULL) into out.
  * NP_ERR_CONF when HOME is unset, NP_ERR_TOO_BIG when it does not fit. */
 int np_config_path(const char *leaf, char *out, size_t outlen);
+/* "$HOME/.cache/noports" (+ "/" + leaf) into out, as above. */
+int np_cache_path(const char *leaf, char *out, size_t outlen);
+/* 1 if s is a device name: [a-z0-9_][a-z0-9_-]{0,31}. */
+int np_devname_valid(const char *s);
+/* 1 if s is an alias name: [a-z0-9_][a-z0-9_.-]{0,62}, not ending in
+ * ".noports". */
+int np_alias_name_valid(const char *s);
+/*
+ * Check the DeviceAlias lines (ALIAS @ident [DEVICE] each) and copy them
+ * into out[0..*n).  Pure; NP_ERR_CONF with a message in err on a
+ * malformed or repeated alias.
+ */
+int np_aliases_group(const struct np_strlines *l, struct np_alias **out,
+    size_t *n, char *err, size_t errlen);
 /* Set the defaults (paths under $HOME/.config/noports). */
 int np_config_defaults(struct np_config *cfg);
 /* Parse text (a pure function of the bytes, HOME aside) after defaults;

@@ -25,6 +25,10 @@ static const struct np_cmd cmds[] = {
 	    0 },
 	{ "send", cmd_send, "send an end-to-end encrypted note", 0 },
 	{ "recv", cmd_recv, "receive notes", 0 },
+	{ "proxy", cmd_proxy, "ssh ProxyCommand: np proxy %h %p %r", 0 },
+	{ "ssh", cmd_ssh, "a local port to a device's sshd (--exec: run ssh)",
+	    0 },
+	{ "ping", cmd_ping, "ask a device's np-deviced how it is", 0 },
 	{ NULL, NULL, NULL, 0 },
 };
 

@@ -276,6 +276,118 @@ START_TEST(mkdir_p)
 }
 END_TEST
 
+
+START_TEST(session_keywords)
+{
+	struct np_config cfg;
+	char err[256], want[160];
+
+	ck_assert_int_eq(np_config_defaults(&cfg), NP_OK);
+	ck_assert_ptr_null(cfg.rendezvous);
+	ck_assert_int_eq(cfg.session_timeout, 15);
+	snprintf(want, sizeof(want), "%s/.cache/noports/keys", home);
+	ck_assert_str_eq(cfg.key_dir, want);
+	snprintf(want, sizeof(want), "%s/.cache/noports/known_hosts", home);
+	ck_assert_str_eq(cfg.known_hosts, want);
+	ck_assert_uint_eq(cfg.naliases, 0);
+	np_config_free(&cfg);
+
+	ck_assert_int_eq(parse("Rendezvous @sr\n"
+	    "KeyDir ~/k\n"
+	    "KnownHosts /tmp/kh\n"
+	    "SessionTimeout 1m\n"
+	    "DeviceAlias prod @acme web\n"
+	    "DeviceAlias home @me\n"
+	    "deviceAlias x.y_z-1 @a.b\n", &cfg, err, sizeof(err)), NP_OK);
+	ck_assert_str_eq(cfg.rendezvous, "@sr");
+	snprintf(want, sizeof(want), "%s/k", home);
+	ck_assert_str_eq(cfg.key_dir, want);
+	ck_assert_str_eq(cfg.known_hosts, "/tmp/kh");
+	ck_assert_int_eq(cfg.session_timeout, 60);
+	ck_assert_uint_eq(cfg.naliases, 3);
+	ck_assert_str_eq(cfg.aliases[0].name, "prod");
+	ck_assert_str_eq(cfg.aliases[0].ident, "@acme");
+	ck_assert_str_eq(cfg.aliases[0].device, "web");
+	ck_assert_str_eq(cfg.aliases[1].name, "home");
+	ck_assert_str_eq(cfg.aliases[1].ident, "@me");
+	ck_assert_str_eq(cfg.aliases[1].device, "default");
+	ck_assert_str_eq(cfg.aliases[2].name, "x.y_z-1");
+	ck_assert_str_eq(cfg.aliases[2].ident, "@a.b");
+	np_config_free(&cfg);
+	ck_assert_ptr_null(cfg.aliases);
+	ck_assert_uint_eq(cfg.naliases, 0);
+}
+END_TEST
+
+START_TEST(session_bad_keywords)
+{
+	static const struct {
+		const char *text;
+		const char *msg;
+	} bad[] = {
+		{ "Rendezvous sr\n", "cfg:1:" },
+		{ "Rendezvous @sr @x\n", "cfg:1:" },
+		{ "SessionTimeout 0\n", "cfg:1:" },
+		{ "SessionTimeout 2h\n", "cfg:1:" },
+		{ "SessionTimeout -1\n", "cfg:1:" },
+		{ "KeyDir\n", "cfg:1:" },
+		{ "DeviceAlias prod\n", "want ALIAS @ident" },
+		{ "DeviceAlias prod @a web extra\n", "want ALIAS @ident" },
+		{ "DeviceAlias prod acme\n", "bad identity" },
+		{ "DeviceAlias prod @Acme\n", "bad identity" },
+		{ "DeviceAlias Prod @acme\n", "bad alias" },
+		{ "DeviceAlias @prod @acme\n", "bad alias" },
+		{ "DeviceAlias prod.noports @acme\n", "bad alias" },
+		{ "DeviceAlias -p @acme\n", "bad alias" },
+		{ "DeviceAlias p;id @acme\n", "bad alias" },
+		{ "DeviceAlias prod @acme we.b\n", "bad device name" },
+		{ "DeviceAlias prod @acme "
+		    "abcdefghijabcdefghijabcdefghijabc\n", "bad device name" },
+		{ "DeviceAlias prod @a\nDeviceAlias prod @b\n", "given twice" },
+	};
+	struct np_config cfg;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		ck_assert_msg(parse(bad[i].text, &cfg, err, sizeof(err)) ==
+		    NP_ERR_CONF, "accepted: %s", bad[i].text);
+		ck_assert_msg(strstr(err, bad[i].msg) != NULL,
+		    "'%s': got '%s'", bad[i].text, err);
+		ck_assert_msg(strncmp(err, "cfg", 3) == 0, "'%s'", err);
+		np_config_free(&cfg);
+	}
+}
+END_TEST
+
+START_TEST(alias_names)
+{
+	char n63[80];
+
+	ck_assert(np_alias_name_valid("a"));
+	ck_assert(np_alias_name_valid("web-1.prod_x"));
+	ck_assert(np_alias_name_valid("noports"));
+	ck_assert(!np_alias_name_valid(""));
+	ck_assert(!np_alias_name_valid(NULL));
+	ck_assert(!np_alias_name_valid(".a"));
+	ck_assert(!np_alias_name_valid("a.noports"));
+	ck_assert(!np_alias_name_valid("a b"));
+	memset(n63, 'a', 63);
+	n63[63] = '\0';
+	ck_assert(np_alias_name_valid(n63));
+	n63[63] = 'a';
+	n63[64] = '\0';
+	ck_assert(!np_alias_name_valid(n63));
+	ck_assert(np_devname_valid("default"));
+	ck_assert(np_devname_valid("_x-1"));
+	ck_assert(!np_devname_valid("a.b"));
+	ck_assert(!np_devname_valid("-a"));
+	ck_assert(!np_devname_valid("A"));
+	ck_assert(!np_devname_valid(""));
+}
+END_TEST
+
 static Suite *
 npconfig_suite(void)
 {
@@ -290,6 +402,9 @@ npconfig_suite(void)
 	tcase_add_test(tc, load_files);
 	tcase_add_test(tc, write_new);
 	tcase_add_test(tc, fp_valid);
+	tcase_add_test(tc, session_keywords);
+	tcase_add_test(tc, session_bad_keywords);
+	tcase_add_test(tc, alias_names);
 	tcase_add_checked_fixture(cli, setup, teardown);
 	tcase_add_test(cli, sanitize);
 	tcase_add_test(cli, parse_long);

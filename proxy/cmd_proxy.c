@@ -1,0 +1,245 @@
+/*
+ * np proxy HOST PORT USER: ssh's ProxyCommand (ProxyCommand np proxy %h %p
+ * %r).  Sets the session up (session.c), then relays stdin/stdout to the
+ * rendezvous socket until both directions end.  Nothing but relayed bytes
+ * ever goes to stdout; messages go to stderr.
+ */
+#include <sys/inotify.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "err.h"
+#include "ev.h"
+#include "relay.h"
+#include "session.h"
+
+#define PROXY_USAGE "np [-F CONFIG] [-v] proxy HOST PORT USER\n" \
+	"  (ssh_config: ProxyCommand np proxy %h %p %r)"
+
+struct proxy_run {
+	struct np_ev *ev;
+	int result;
+	int done;
+	struct np_relay_stats st;
+};
+
+static void
+proxy_done(struct np_relay *r, int result, void *arg)
+{
+	struct proxy_run *pr = arg;
+
+	pr->result = result;
+	pr->st = *np_relay_stats(r);
+	pr->done = 1;
+	np_relay_free(r);
+	np_ev_stop(pr->ev);
+}
+
+/* Make fd non-blocking; the old flags go to *old (-1: untouched). */
+static int
+set_nonblock(int fd, int *old)
+{
+	int fl;
+
+	*old = -1;
+	if ((fl = fcntl(fd, F_GETFL)) < 0) {
+		return -1;
+	}
+	if ((fl & O_NONBLOCK) == 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		return -1;
+	}
+	*old = fl;
+	return 0;
+}
+
+static void
+restore_flags(int fd, int old)
+{
+	if (old >= 0 && (old & O_NONBLOCK) == 0) {
+		(void)fcntl(fd, F_SETFL, old);
+	}
+}
+
+int
+np_session_relay(struct np_cli *cli, const char *host, struct np_relay_end a,
+    struct np_relay_end b)
+{
+	struct np_relay *relay = NULL;
+	struct proxy_run pr;
+	int r;
+
+	memset(&pr, 0, sizeof(pr));
+	pr.ev = cli->ev;
+	if ((r = np_relay_start_ex(cli->ev, a, b, NULL, proxy_done, &pr,
+	    &relay)) != NP_OK) {
+		cli_err("%s: cannot start the relay: %s", host,
+		    np_strerror(r));
+		return -1;
+	}
+	while (!pr.done) {
+		if ((r = np_ev_run(cli->ev)) != NP_OK) {
+			cli_err("%s: event loop: %s", host, np_strerror(r));
+			np_relay_free(relay);
+			return -1;
+		}
+	}
+	cli_step(cli, "relay ended: %llu bytes out, %llu bytes in",
+	    (unsigned long long)pr.st.a_to_b,
+	    (unsigned long long)pr.st.b_to_a);
+	if (pr.result != NP_RELAY_DONE) {
+		cli_err("%s: connection %s: %s", host,
+		    pr.st.err_side == 2 ? "to the device lost" :
+		    "to ssh lost", pr.st.err_errno != 0 ?
+		    strerror(pr.st.err_errno) : "relay stopped");
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the session key file once ssh has read it (see session.h). */
+struct key_watch {
+	struct np_cli *cli;
+	struct np_session *s;
+	int fd;
+};
+
+static void
+key_watch_stop(struct key_watch *kw)
+{
+	if (kw->fd >= 0) {
+		np_ev_del(kw->cli->ev, kw->fd);
+		close(kw->fd);
+		kw->fd = -1;
+	}
+	(void)np_keyfile_forget(kw->cli->cfg.key_dir, kw->s->keyfile,
+	    &kw->s->key_id);
+}
+
+static void
+key_read_cb(struct np_ev *ev, int fd, uint32_t events, void *arg)
+{
+	struct key_watch *kw = arg;
+	char buf[4096];
+
+	while (read(fd, buf, sizeof(buf)) > 0) {
+		continue;
+	}
+	key_watch_stop(kw);
+	cli_step(kw->cli, "ssh has read the session key: file removed");
+}
+
+/*
+ * ssh ends its ProxyCommand with SIGHUP when it exits: take the key file
+ * away (if ssh never read it, it must not greet the next ssh), then go.
+ */
+static void
+proxy_signal_cb(struct np_ev *ev, int signo, void *arg)
+{
+	struct key_watch *kw = arg;
+
+	key_watch_stop(kw);
+	_exit(NP_EXIT_FAIL);
+}
+
+/* Best effort: without inotify the file goes at exit. */
+static void
+key_watch_start(struct key_watch *kw)
+{
+	kw->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (kw->fd < 0) {
+		return;
+	}
+	if (inotify_add_watch(kw->fd, kw->s->keyfile, IN_CLOSE_NOWRITE) < 0 ||
+	    np_ev_add(kw->cli->ev, kw->fd, NP_EV_READ, key_read_cb, kw) !=
+	    NP_OK) {
+		close(kw->fd);
+		kw->fd = -1;
+	}
+}
+
+/* Check ssh's %h %p %r; prints the reason. */
+static int
+proxy_args(struct np_cli *cli, char **argv, struct np_target *t,
+    uint16_t *port)
+{
+	char why[256];
+
+	if (np_port_parse(argv[2], port) != 0) {
+		cli_err("bad port '%.16s' (want 1..65535)", argv[2]);
+		return -1;
+	}
+	if (!np_user_valid(argv[3])) {
+		cli_err("bad user name '%.40s' (want a POSIX user name: "
+		    "[a-z_][a-z0-9_.-]*, at most 32 characters)", argv[3]);
+		return -1;
+	}
+	if (np_target_resolve(argv[1], cli->cfg.aliases, cli->cfg.naliases,
+	    t, why, sizeof(why)) != NP_OK) {
+		cli_err("bad host name '%.80s': %s", argv[1], why);
+		return -1;
+	}
+	return 0;
+}
+
+int
+cmd_proxy(struct np_cli *cli, int argc, char **argv)
+{
+	struct np_relay_end a = { 0, 1 }, b;
+	struct key_watch kw;
+	struct np_session s;
+	struct np_target t;
+	uint16_t port;
+	int fl0 = -1, fl1 = -1, rc = NP_EXIT_FAIL;
+
+	/* Help and usage go to stderr: stdout belongs to ssh. */
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		fprintf(stderr, "usage: %s\n", PROXY_USAGE);
+		return NP_EXIT_OK;
+	}
+	if (cli->ev == NULL || argc != 4) {
+		fprintf(stderr, "usage: %s\n", PROXY_USAGE);
+		return NP_EXIT_USAGE;
+	}
+	if (proxy_args(cli, argv, &t, &port) != 0) {
+		return NP_EXIT_FAIL;
+	}
+	cli_step(cli, "%s: device '%s' of %s, user %s, port %u", t.host,
+	    t.device, t.ident, argv[3], (unsigned)port);
+	memset(&s, 0, sizeof(s));
+	kw.cli = cli;
+	kw.s = &s;
+	kw.fd = -1;
+	if (np_ev_signal_add(cli->ev, SIGHUP, proxy_signal_cb, &kw) != NP_OK ||
+	    np_ev_signal_add(cli->ev, SIGTERM, proxy_signal_cb, &kw) !=
+	    NP_OK || np_ev_signal_add(cli->ev, SIGINT, proxy_signal_cb, &kw) !=
+	    NP_OK) {
+		cli_err("cannot handle signals");
+		return NP_EXIT_FAIL;
+	}
+	if (np_session_setup(cli, &t, argv[3], port, port, &s) != NP_OK) {
+		return NP_EXIT_FAIL;
+	}
+	key_watch_start(&kw);
+	if (set_nonblock(0, &fl0) != 0 || set_nonblock(1, &fl1) != 0) {
+		cli_err("cannot make stdin/stdout non-blocking: %s",
+		    strerror(errno));
+		goto out;
+	}
+	b.rfd = b.wfd = s.fd;
+	if (np_session_relay(cli, t.host, a, b) == 0) {
+		rc = NP_EXIT_OK;
+	}
+ out:
+	key_watch_stop(&kw);
+	restore_flags(0, fl0);
+	restore_flags(1, fl1);
+	close(s.fd);
+	return rc;
+}

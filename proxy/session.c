@@ -1,0 +1,1351 @@
+/*
+ * The client side of a session: names, the files ssh reads, and the
+ * set-up over the control plane and the rendezvous (see session.h).
+ */
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+#include <sodium.h>
+
+#include "box.h"
+#include "buf.h"
+#include "cli.h"
+#include "config.h"
+#include "cpc.h"
+#include "err.h"
+#include "ident.h"
+#include "key.h"
+#include "log.h"
+#include "pin.h"
+#include "session.h"
+#include "spool.h"
+#include "srproto.h"
+#include "sshkey.h"
+
+#define SRD_LOCK_FRESH_MS 120000 /* a recorded seq older than this: ignored */
+#define SRD_LOCK_LINE_MAX 512
+
+/* ---------------- names ---------------- */
+
+static int
+ends_with(const char *s, const char *sfx)
+{
+	size_t n = strlen(s), k = strlen(sfx);
+
+	return n >= k && strcmp(s + n - k, sfx) == 0;
+}
+
+static int
+why_set(char *why, size_t whylen, const char *msg)
+{
+	if (why != NULL && whylen > 0) {
+		snprintf(why, whylen, "%s", msg);
+	}
+	return NP_ERR_INVALID;
+}
+
+static const struct np_alias *
+alias_find(const char *h, const struct np_alias *a, size_t n)
+{
+	size_t i, k;
+
+	for (i = 0; i < n; i++) {
+		k = strlen(a[i].name);
+		if (strcmp(h, a[i].name) == 0 ||
+		    (strncmp(h, a[i].name, k) == 0 &&
+		    strcmp(h + k, NP_NOPORTS_SUFFIX) == 0)) {
+			return &a[i];
+		}
+	}
+	return NULL;
+}
+
+/* "DEVICE.NAME" or "NAME" (the suffix already removed) into t. */
+static int
+split_name(char *s, struct np_target *t, char *why, size_t whylen)
+{
+	char *dot = strchr(s, '.'), *name = s;
+
+	snprintf(t->device, sizeof(t->device), "default");
+	if (dot != NULL) {
+		*dot = '\0';
+		if (!np_devname_valid(s)) {
+			return why_set(why, whylen, "bad device name (want "
+			    "[a-z0-9_][a-z0-9_-]{0,31})");
+		}
+		memcpy(t->device, s, strlen(s) + 1); /* valid: fits */
+		name = dot + 1;
+	}
+	if (np_ident_norm(name, t->ident, sizeof(t->ident)) != NP_OK ||
+	    name[0] == '@') {
+		return why_set(why, whylen, "bad identity name (want "
+		    "[a-z0-9_][a-z0-9_.-]{0,54})");
+	}
+	return NP_OK;
+}
+
+int
+np_target_resolve(const char *host, const struct np_alias *aliases,
+    size_t naliases, struct np_target *t, char *why, size_t whylen)
+{
+	const struct np_alias *a;
+	char s[NP_HOSTNAME_MAX + 1];
+	size_t i, n;
+
+	memset(t, 0, sizeof(*t));
+	if (host == NULL || (n = strlen(host)) == 0 || n > NP_HOSTNAME_MAX) {
+		return why_set(why, whylen, "empty or too long host name");
+	}
+	for (i = 0; i <= n; i++) {
+		char ch = host[i];
+
+		if (ch >= 'A' && ch <= 'Z') {
+			ch = (char)(ch - 'A' + 'a');
+		} else if (ch != '\0' && !((ch >= 'a' && ch <= 'z') ||
+		    (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' ||
+		    ch == '.')) {
+			return why_set(why, whylen, "host name has characters "
+			    "other than a-z, 0-9, '_', '-' and '.'");
+		}
+		s[i] = ch;
+	}
+	snprintf(t->host, sizeof(t->host), "%s", s);
+	if ((a = alias_find(s, aliases, naliases)) != NULL) {
+		snprintf(t->ident, sizeof(t->ident), "%s", a->ident);
+		snprintf(t->device, sizeof(t->device), "%s", a->device);
+		return NP_OK;
+	}
+	if (!ends_with(s, NP_NOPORTS_SUFFIX) ||
+	    n == sizeof(NP_NOPORTS_SUFFIX) - 1) {
+		return why_set(why, whylen, "not a NAME.noports or "
+		    "DEVICE.NAME.noports name, nor a DeviceAlias");
+	}
+	s[n - (sizeof(NP_NOPORTS_SUFFIX) - 1)] = '\0';
+	return split_name(s, t, why, whylen);
+}
+
+int
+np_port_parse(const char *s, uint16_t *port)
+{
+	unsigned long v = 0;
+	size_t i;
+
+	if (s == NULL || s[0] < '1' || s[0] > '9') {
+		return -1;
+	}
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i >= 5 || s[i] < '0' || s[i] > '9') {
+			return -1;
+		}
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v > 65535) {
+		return -1;
+	}
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* ---------------- known_hosts ---------------- */
+
+int
+np_kh_name(const char *host, uint16_t port, char *out, size_t outlen)
+{
+	int n;
+
+	if (port == 22) {
+		n = snprintf(out, outlen, "%s", host);
+	} else {
+		n = snprintf(out, outlen, "[%s]:%u", host, (unsigned)port);
+	}
+	return n < 0 || (size_t)n >= outlen ? NP_ERR_TOO_BIG : NP_OK;
+}
+
+/* 1 if the line (without its newline) names exactly `name`. */
+static int
+kh_line_is(const uint8_t *p, size_t len, const char *name)
+{
+	size_t i = 0, k = strlen(name);
+
+	while (i < len && (p[i] == ' ' || p[i] == '\t')) {
+		i++;
+	}
+	if (i == len || p[i] == '#' || p[i] == '@') {
+		return 0;
+	}
+	if (len - i < k || memcmp(p + i, name, k) != 0) {
+		return 0;
+	}
+	i += k;
+	return i < len && (p[i] == ' ' || p[i] == '\t');
+}
+
+int
+np_kh_rewrite(const uint8_t *old, size_t len, const char *name,
+    char *const *keys, size_t nkeys, struct np_buf *out)
+{
+	size_t off = 0, end, i;
+	int r;
+
+	while (off < len) {
+		const uint8_t *nl = memchr(old + off, '\n', len - off);
+
+		end = nl != NULL ? (size_t)(nl - old) : len;
+		if (!kh_line_is(old + off, end - off, name)) {
+			if ((r = np_buf_put(out, old + off, end - off)) !=
+			    NP_OK || (r = np_buf_put_u8(out, '\n')) != NP_OK) {
+				return r;
+			}
+		}
+		off = nl != NULL ? end + 1 : len;
+	}
+	for (i = 0; i < nkeys; i++) {
+		if (strchr(keys[i], '\n') != NULL ||
+		    strchr(keys[i], '\r') != NULL) {
+			return NP_ERR_INVALID;
+		}
+		if ((r = np_buf_putf(out, "%s %s\n", name, keys[i])) !=
+		    NP_OK) {
+			return r;
+		}
+	}
+	return NP_OK;
+}
+
+/* Open and flock(LOCK_EX) path + ".lock"; the fd, or -1. */
+static int
+lock_file(const char *path, int nonblock)
+{
+	char lp[PATH_MAX];
+	int fd, n;
+
+	n = snprintf(lp, sizeof(lp), "%s.lock", path);
+	if (n < 0 || (size_t)n >= sizeof(lp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | (nonblock ? LOCK_NB : 0)) != 0) {
+		if (errno != EINTR) {
+			int e = errno;
+
+			close(fd);
+			errno = e;
+			return -1;
+		}
+	}
+	return fd;
+}
+
+int
+np_kh_update(const char *path, const char *name, char *const *keys,
+    size_t nkeys)
+{
+	struct np_buf *old = NULL, *out = NULL;
+	int fd = -1, r;
+
+	if ((r = np_mkdir_parent(path)) != NP_OK) {
+		return r;
+	}
+	if ((fd = lock_file(path, 0)) < 0) {
+		return NP_ERR_SYSTEM;
+	}
+	r = np_file_read_checked(path, NP_KNOWN_HOSTS_MAX, 022, 0, &old);
+	if (r != NP_OK && r != NP_ERR_NOT_FOUND) {
+		goto out;
+	}
+	if ((out = np_buf_new(NP_KNOWN_HOSTS_MAX + 64 * 1024)) == NULL) {
+		r = NP_ERR_ALLOC;
+		goto out;
+	}
+	if ((r = np_kh_rewrite(old != NULL ? np_buf_ptr(old) : NULL,
+	    old != NULL ? np_buf_len(old) : 0, name, keys, nkeys, out)) !=
+	    NP_OK) {
+		goto out;
+	}
+	r = np_file_write_atomic(path, np_buf_ptr(out), np_buf_len(out), 1);
+ out:
+	if (fd >= 0) {
+		close(fd); /* releases the lock */
+	}
+	np_buf_free(old);
+	np_buf_free(out);
+	return r;
+}
+
+/* ---------------- the session key file ---------------- */
+
+/* mkdir -p dir (0700); an existing dir of ours is made 0700. */
+static int
+private_dir(const char *dir)
+{
+	struct stat st;
+	int r;
+
+	if ((r = np_mkdir_p(dir)) != NP_OK) {
+		return r;
+	}
+	if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		return NP_ERR_PERM;
+	}
+	if (st.st_uid != geteuid()) {
+		return NP_ERR_PERM;
+	}
+	if ((st.st_mode & 077) != 0 && chmod(dir, 0700) != 0) {
+		return NP_ERR_SYSTEM;
+	}
+	return NP_OK;
+}
+
+int
+np_keyfile_write(const char *dir, const char *user, const char *host,
+    const uint8_t *pem, size_t len, char *path, size_t pathlen)
+{
+	return np_keyfile_write_id(dir, user, host, pem, len, path, pathlen,
+	    NULL);
+}
+
+/* The lock that orders key-file writes and removals in dir. */
+static int
+keydir_lock(const char *dir)
+{
+	char lp[PATH_MAX];
+	int n;
+
+	n = snprintf(lp, sizeof(lp), "%s/.keys", dir);
+	if (n < 0 || (size_t)n >= sizeof(lp)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return lock_file(lp, 0);
+}
+
+int
+np_keyfile_write_id(const char *dir, const char *user, const char *host,
+    const uint8_t *pem, size_t len, char *path, size_t pathlen,
+    struct np_keyfile_id *id)
+{
+	struct stat st;
+	int n, r, fd = -1;
+
+	if (!np_user_valid(user) || strchr(host, '/') != NULL ||
+	    host[0] == '\0' || host[0] == '.') {
+		return NP_ERR_INVALID;
+	}
+	n = snprintf(path, pathlen, "%s/%s@%s", dir, user, host);
+	if (n < 0 || (size_t)n >= pathlen) {
+		return NP_ERR_TOO_BIG;
+	}
+	if ((r = private_dir(dir)) != NP_OK) {
+		return r;
+	}
+	if ((fd = keydir_lock(dir)) < 0) {
+		return NP_ERR_SYSTEM;
+	}
+	r = np_file_write_atomic(path, pem, len, 1);
+	if (r == NP_OK && id != NULL) {
+		if (lstat(path, &st) != 0) {
+			r = NP_ERR_SYSTEM;
+		} else {
+			id->dev = st.st_dev;
+			id->ino = st.st_ino;
+		}
+	}
+	close(fd);
+	return r;
+}
+
+int
+np_keyfile_forget(const char *dir, const char *path,
+    struct np_keyfile_id *id)
+{
+	struct stat st;
+	int fd, r = NP_OK;
+
+	if (path == NULL || path[0] == '\0' || id == NULL || id->ino == 0) {
+		return NP_OK;
+	}
+	if ((fd = keydir_lock(dir)) < 0) {
+		r = NP_ERR_SYSTEM;
+	} else {
+		if (lstat(path, &st) == 0 && st.st_dev == id->dev &&
+		    st.st_ino == id->ino && unlink(path) != 0) {
+			r = NP_ERR_SYSTEM;
+		}
+		close(fd);
+	}
+	id->ino = 0;
+	if (id->lock_fd >= 0) {
+		close(id->lock_fd); /* the next session may write now */
+		id->lock_fd = -1;
+	}
+	return r;
+}
+
+/* Claim USER@HOST's key path (see np_session_setup); the lock fd. */
+static int
+keyfile_claim(struct np_sctx *x, const char *user, const char *host,
+    int *fdp)
+{
+	char path[PATH_MAX];
+	const char *dir = x->cli->cfg.key_dir;
+	int n, r;
+
+	*fdp = -1;
+	n = snprintf(path, sizeof(path), "%s/%s@%s", dir, user, host);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		return NP_ERR_TOO_BIG;
+	}
+	if ((r = private_dir(dir)) != NP_OK) {
+		return r;
+	}
+	while ((*fdp = lock_file(path, 1)) < 0) {
+		if (errno != EWOULDBLOCK) {
+			return NP_ERR_SYSTEM;
+		}
+		if (np_sctx_left_ms(x) == 0) {
+			return NP_ERR_TIMEOUT;
+		}
+		(void)np_ev_run_once(x->cli->ev, 5);
+	}
+	return NP_OK;
+}
+
+/* ---------------- np.session.ok ---------------- */
+
+static int
+ok_hostkeys(struct json_object *a, struct np_session_ok *ok)
+{
+	struct np_sshpub *pub = NULL;
+	struct np_buf *b = NULL;
+	struct json_object *e;
+	const char *s;
+	size_t i, n;
+	int r = NP_OK;
+
+	if (!json_object_is_type(a, json_type_array) ||
+	    (n = json_object_array_length(a)) == 0 || n > NP_HOSTKEYS_MAX) {
+		return NP_ERR_PROTO;
+	}
+	for (i = 0; i < n && r == NP_OK; i++) {
+		e = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(e, json_type_string) ||
+		    (s = json_object_get_string(e)) == NULL ||
+		    (size_t)json_object_get_string_len(e) >
+		    NP_SSHPUB_LINE_MAX) {
+			return NP_ERR_PROTO;
+		}
+		if ((r = np_sshpub_parse((const uint8_t *)s,
+		    (size_t)json_object_get_string_len(e), &pub)) != NP_OK) {
+			return NP_ERR_PROTO;
+		}
+		if ((b = np_buf_new(NP_SSHPUB_LINE_MAX + 1)) == NULL ||
+		    (r = np_sshpub_format(pub, b)) != NP_OK ||
+		    (r = np_buf_put_u8(b, 0)) != NP_OK ||
+		    (ok->hostkeys[ok->nhostkeys] =
+		    strdup((const char *)np_buf_ptr(b))) == NULL) {
+			r = r != NP_OK ? r : NP_ERR_ALLOC;
+		} else {
+			ok->nhostkeys++;
+		}
+		np_buf_free(b);
+		b = NULL;
+		np_sshpub_free(pub);
+		pub = NULL;
+	}
+	return r;
+}
+
+static int
+ok_key(struct json_object *v, struct np_session_ok *ok)
+{
+	struct np_sshkey *k = NULL;
+	const char *s;
+	size_t n;
+	int r;
+
+	if (!json_object_is_type(v, json_type_string) ||
+	    (s = json_object_get_string(v)) == NULL ||
+	    (n = (size_t)json_object_get_string_len(v)) == 0 ||
+	    n > NP_SSHKEY_PRIV_MAX) {
+		return NP_ERR_PROTO;
+	}
+	if (np_sshkey_parse_private((const uint8_t *)s, n, &k) != NP_OK) {
+		return NP_ERR_PROTO;
+	}
+	np_sshkey_free(k);
+	if ((ok->key = np_buf_new_secure(NP_SSHKEY_PRIV_MAX + 1)) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	if ((r = np_buf_put(ok->key, s, n)) != NP_OK) {
+		return r;
+	}
+	if (s[n - 1] != '\n') {
+		return np_buf_put_u8(ok->key, '\n');
+	}
+	return NP_OK;
+}
+
+int
+np_session_ok_parse(struct json_object *body, const char *sid,
+    struct np_session_ok *ok)
+{
+	struct json_object *v;
+	const char *s;
+	int r = NP_ERR_PROTO;
+
+	memset(ok, 0, sizeof(*ok));
+	if (body == NULL || !json_object_is_type(body, json_type_object)) {
+		return NP_ERR_PROTO;
+	}
+	if (!json_object_object_get_ex(body, "sid", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    (s = json_object_get_string(v)) == NULL || strcmp(s, sid) != 0) {
+		return NP_ERR_PROTO;
+	}
+	if (!json_object_object_get_ex(body, "expires", &v) ||
+	    !json_object_is_type(v, json_type_int)) {
+		goto out;
+	}
+	ok->expires = json_object_get_int64(v);
+	if (!json_object_object_get_ex(body, "kx", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    np_b64_decode_exact(json_object_get_string(v), ok->kx,
+	    sizeof(ok->kx)) != NP_OK) {
+		goto out;
+	}
+	if (!json_object_object_get_ex(body, "key", &v) ||
+	    (r = ok_key(v, ok)) != NP_OK) {
+		r = r == NP_ERR_ALLOC ? r : NP_ERR_PROTO;
+		goto out;
+	}
+	if (!json_object_object_get_ex(body, "hostkeys", &v) ||
+	    (r = ok_hostkeys(v, ok)) != NP_OK) {
+		r = r == NP_ERR_ALLOC ? r : NP_ERR_PROTO;
+		goto out;
+	}
+	r = NP_OK;
+ out:
+	if (r != NP_OK) {
+		np_session_ok_clear(ok);
+	}
+	return r;
+}
+
+void
+np_session_ok_clear(struct np_session_ok *ok)
+{
+	size_t i;
+
+	if (ok == NULL) {
+		return;
+	}
+	np_buf_free(ok->key);
+	for (i = 0; i < ok->nhostkeys; i++) {
+		free(ok->hostkeys[i]);
+	}
+	sodium_memzero(ok, sizeof(*ok));
+}
+
+/* ---------------- the control-plane context ---------------- */
+
+static void
+sctx_push(struct np_cpc *c, const struct np_cpc_push *m, void *arg)
+{
+	struct np_sctx *x = arg;
+	struct np_push *p;
+
+	if (m->box_len > NP_BOX_MAX || strlen(m->from) > NP_IDENT_MAX ||
+	    strlen(m->mid) > NP_MID_LEN ||
+	    x->qbytes + m->box_len > NP_PUSH_BYTES_MAX) {
+		return; /* not acked: the server keeps it */
+	}
+	if ((p = calloc(1, sizeof(*p) + m->box_len)) == NULL) {
+		return;
+	}
+	p->seq = m->seq;
+	snprintf(p->from, sizeof(p->from), "%s", m->from);
+	snprintf(p->mid, sizeof(p->mid), "%s", m->mid);
+	p->len = m->box_len;
+	memcpy(p->box, m->box, m->box_len);
+	*x->tail = p;
+	x->tail = &p->next;
+	x->qbytes += m->box_len;
+}
+
+static struct np_push *
+sctx_pop(struct np_sctx *x)
+{
+	struct np_push *p = x->head;
+
+	if (p != NULL) {
+		x->head = p->next;
+		if (x->head == NULL) {
+			x->tail = &x->head;
+		}
+		x->qbytes -= p->len;
+	}
+	return p;
+}
+
+int
+np_sctx_left_ms(const struct np_sctx *x)
+{
+	uint64_t now = np_now_mono_ms();
+
+	if (now >= x->deadline) {
+		return 0;
+	}
+	return x->deadline - now > 0x7fffffff ? 0x7fffffff :
+	    (int)(x->deadline - now);
+}
+
+int
+np_sctx_open(struct np_cli *cli, uint64_t deadline, long timeout_s,
+    struct np_sctx **out)
+{
+	struct np_sctx *x;
+	uint64_t now = np_now_mono_ms();
+	int r;
+
+	*out = NULL;
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		cli_err("out of memory");
+		return NP_ERR_ALLOC;
+	}
+	x->cli = cli;
+	x->tail = &x->head;
+	x->deadline = deadline;
+	x->timeout_s = timeout_s;
+	if ((x->rc = np_replay_new(4096)) == NULL) {
+		cli_err("out of memory");
+		r = NP_ERR_ALLOC;
+		goto fail;
+	}
+	if ((r = cli_load_key(cli, &x->key)) != NP_OK) {
+		goto fail;
+	}
+	cli->timeout_override_ms = now < deadline ? (int)(deadline - now) : 1;
+	r = cli_connect(cli, x->key, NULL, NULL, NULL, NULL, &x->c);
+	if (r != NP_OK) {
+		goto fail;
+	}
+	np_cpc_set_msg_cb(x->c, sctx_push, x);
+	*out = x;
+	return NP_OK;
+ fail:
+	np_sctx_free(x);
+	return r;
+}
+
+void
+np_sctx_free(struct np_sctx *x)
+{
+	struct np_push *p;
+
+	if (x == NULL) {
+		return;
+	}
+	if (x->c != NULL) {
+		np_cpc_set_msg_cb(x->c, NULL, NULL);
+		np_cpc_stop(x->c); /* flushes the acks */
+		np_cpc_free(x->c);
+	}
+	while ((p = sctx_pop(x)) != NULL) {
+		free(p);
+	}
+	np_cpc_waiter_clear(&x->monw);
+	np_replay_free(x->rc);
+	np_key_free(x->key);
+	free(x);
+}
+
+/* Check (and pin) every key, under a lock on the pins file. */
+static int
+pin_all(struct np_sctx *x, const char *const *ids, size_t n,
+    const struct np_cpc_lookup_res *res)
+{
+	const char *path = x->cli->cfg.known_identities;
+	struct np_pins *pins = NULL;
+	int fd = -1, r = NP_OK, changed, any = 0;
+	size_t i;
+
+	if (path == NULL) {
+		cli_err("no KnownIdentities file (HOME is not set)");
+		return NP_ERR_CONF;
+	}
+	if ((r = np_mkdir_parent(path)) != NP_OK || (fd = lock_file(path, 0))
+	    < 0 || (r = np_pins_load(path, &pins)) != NP_OK) {
+		cli_err("%s: cannot load pins: %s", path,
+		    np_strerror(r != NP_OK ? r : NP_ERR_SYSTEM));
+		r = r != NP_OK ? r : NP_ERR_SYSTEM;
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		changed = 0;
+		r = np_pins_check(pins, ids[i], res[i].pk, res[i].rot,
+		    res[i].nrot, 1, &changed);
+		if (r == NP_ERR_KEY_CHANGED) {
+			cli_err("%s: KEY CHANGED: the server's key for %s is "
+			    "not the pinned one (if it was re-enrolled on "
+			    "purpose: np pin --forget %s)", ids[i], ids[i],
+			    ids[i]);
+			goto out;
+		}
+		if (r != NP_OK) {
+			cli_err("%s: pin check failed: %s", ids[i],
+			    np_strerror(r));
+			goto out;
+		}
+		any |= changed;
+	}
+	if (any && (r = np_pins_save(pins, path)) != NP_OK) {
+		cli_err("%s: cannot save pins: %s", path, np_strerror(r));
+	}
+ out:
+	if (fd >= 0) {
+		close(fd);
+	}
+	np_pins_free(pins);
+	return r;
+}
+
+#define LOOKUP_MAX 4
+
+int
+np_sctx_lookup(struct np_sctx *x, const char *const *ids, size_t n,
+    uint8_t (*pks)[NP_PK_LEN])
+{
+	struct np_cpc_waiter w[LOOKUP_MAX];
+	struct np_cpc_lookup_res res[LOOKUP_MAX];
+	uint32_t rid[LOOKUP_MAX];
+	size_t i;
+	int r;
+
+	if (n > LOOKUP_MAX) {
+		return NP_ERR_INVALID;
+	}
+	memset(w, 0, sizeof(w));
+	memset(rid, 0, sizeof(rid));
+	/* The monitor answer cannot be cancelled: its waiter lives in x. */
+	np_cpc_waiter_clear(&x->monw);
+	if ((r = np_cpc_monitor(x->c, np_cpc_waiter_cb, &x->monw)) != NP_OK) {
+		cli_req_err(x->c, r, "monitor");
+		return r;
+	}
+	for (i = 0; i < n; i++) {
+		if ((r = np_cpc_lookup(x->c, ids[i], np_cpc_waiter_cb, &w[i],
+		    &rid[i])) != NP_OK) {
+			cli_req_err(x->c, r, ids[i]);
+			goto out;
+		}
+	}
+	for (i = 0; i <= n; i++) {
+		struct np_cpc_waiter *wi = i < n ? &w[i] : &x->monw;
+
+		r = np_cpc_wait(x->c, wi, i < n ? rid[i] : 0,
+		    np_sctx_left_ms(x));
+		if (r == NP_OK && i < n) {
+			r = np_cpc_parse_lookup(w[i].obj, &res[i]);
+			if (r == NP_OK && strcmp(res[i].id, ids[i]) != 0) {
+				r = NP_ERR_PROTO;
+			}
+		}
+		if (r != NP_OK) {
+			if (wi->detail[0] != '\0') {
+				cli_err("%s: %s (%s)", i < n ? ids[i] :
+				    "monitor", np_strerror(r), wi->detail);
+			} else {
+				cli_req_err(x->c, r, i < n ? ids[i] :
+				    "monitor");
+			}
+			goto out;
+		}
+	}
+	if ((r = pin_all(x, ids, n, res)) != NP_OK) {
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		memcpy(pks[i], res[i].pk, NP_PK_LEN);
+	}
+ out:
+	for (i = 0; i < n; i++) {
+		if (!w[i].done && rid[i] != 0) {
+			np_cpc_cancel(x->c, rid[i]);
+		}
+		np_cpc_waiter_clear(&w[i]);
+	}
+	return r;
+}
+
+int
+np_sctx_send(struct np_sctx *x, const char *to,
+    const uint8_t to_pk[NP_PK_LEN], const char *type, const char *session,
+    struct json_object *body, struct np_cpc_waiter *w, uint32_t *rid)
+{
+	struct np_buf *box = NULL;
+	char mid[NP_MID_LEN + 1];
+	int r;
+
+	if ((box = np_buf_new(NP_BOX_MAX)) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	if ((r = np_box_seal(x->key, to_pk, to, type, session, body,
+	    NP_SESSION_BOX_TTL, np_now_real_ms(), NULL, box, mid)) == NP_OK) {
+		r = np_cpc_send(x->c, to, mid, NP_SESSION_BOX_TTL,
+		    np_buf_ptr(box), np_buf_len(box), np_cpc_waiter_cb, w,
+		    rid);
+	}
+	np_buf_free(box);
+	return r;
+}
+
+/* One queued box: NP_ERR_AGAIN to keep waiting, else match's verdict. */
+static int
+sctx_offer(struct np_sctx *x, const struct np_push *p, const char *from,
+    const uint8_t from_pk[NP_PK_LEN], np_sctx_match_fn *match, void *arg)
+{
+	struct np_box_msg *m = NULL;
+	int r;
+
+	if (strcmp(p->from, from) != 0) {
+		return NP_ERR_AGAIN; /* someone else's: never acked here */
+	}
+	r = np_box_open(x->key, from_pk, p->from, p->mid, p->box, p->len,
+	    np_now_real_ms(), x->rc, &m);
+	if (r == NP_ERR_REPLAY) {
+		return NP_ERR_AGAIN;
+	}
+	if (r != NP_OK) {
+		np_debug_r(r, "dropped box %s from %s", p->mid, p->from);
+		(void)np_cpc_ack(x->c, p->seq); /* garbage for anyone */
+		return NP_ERR_AGAIN;
+	}
+	r = match(x, p, m, arg);
+	if (r != NP_ERR_AGAIN) {
+		(void)np_cpc_ack(x->c, p->seq);
+	}
+	np_box_msg_free(m);
+	return r;
+}
+
+int
+np_sctx_wait(struct np_sctx *x, const char *from,
+    const uint8_t from_pk[NP_PK_LEN], np_sctx_match_fn *match, void *arg,
+    struct np_cpc_waiter *sendw, int *send_failed)
+{
+	struct np_push *p;
+	int r, ms;
+
+	*send_failed = 0;
+	for (;;) {
+		while ((p = sctx_pop(x)) != NULL) {
+			r = sctx_offer(x, p, from, from_pk, match, arg);
+			free(p);
+			if (r != NP_ERR_AGAIN) {
+				return r;
+			}
+		}
+		if (sendw != NULL && sendw->done && sendw->r != NP_OK) {
+			*send_failed = 1;
+			return sendw->r;
+		}
+		if (!np_cpc_is_up(x->c)) {
+			return NP_ERR_CLOSED;
+		}
+		if ((ms = np_sctx_left_ms(x)) == 0) {
+			return NP_ERR_TIMEOUT;
+		}
+		if ((r = np_ev_run_once(x->cli->ev, ms > 250 ? 250 : ms)) !=
+		    NP_OK) {
+			return r;
+		}
+	}
+}
+
+/* ---------------- the rendezvous ---------------- */
+
+struct srd_wait {
+	const char *me;		/* our identity */
+	const char *server;	/* host:port, ties a seq to its server */
+	int64_t last_seq;	/* boxes up to this were somebody's */
+	int64_t recorded;	/* last_seq as read from the lock file */
+	struct np_sr_session *s;
+	char why[256];
+	int refused;
+};
+
+/*
+ * srd.session boxes say nothing about the srd.open they answer, and every
+ * np process of one identity sees every box.  So the srd.open -> srd.session
+ * exchange runs under a lock (KeyDir/.rendezvous.lock) and the lock file
+ * records the seq of the last srd.session taken: a later holder takes only
+ * newer ones.
+ */
+static int
+srd_lock(struct np_sctx *x, const char *dir, struct srd_wait *sw, int *fdp)
+{
+	char path[PATH_MAX], line[SRD_LOCK_LINE_MAX], id[128], srv[300];
+	long long seq, ms;
+	ssize_t n;
+	int fd, r;
+
+	*fdp = -1;
+	if ((r = private_dir(dir)) != NP_OK) {
+		cli_err("%s: %s", dir, np_strerror(r));
+		return r;
+	}
+	n = snprintf(path, sizeof(path), "%s/.rendezvous", dir);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		cli_err("KeyDir too long");
+		return NP_ERR_TOO_BIG;
+	}
+	while ((fd = lock_file(path, 1)) < 0) {
+		if (errno != EWOULDBLOCK) {
+			cli_err("%s.lock: %s", path, strerror(errno));
+			return NP_ERR_SYSTEM;
+		}
+		if (np_sctx_left_ms(x) == 0) {
+			return NP_ERR_TIMEOUT;
+		}
+		(void)np_ev_run_once(x->cli->ev, 5);
+	}
+	n = pread(fd, line, sizeof(line) - 1, 0);
+	line[n > 0 ? n : 0] = '\0';
+	if (sscanf(line, "%127s %299s %lld %lld", id, srv, &seq, &ms) == 4 &&
+	    strcmp(id, sw->me) == 0 && strcmp(srv, sw->server) == 0 &&
+	    ms + SRD_LOCK_FRESH_MS > np_now_real_ms()) {
+		sw->last_seq = sw->recorded = seq;
+	}
+	*fdp = fd;
+	return NP_OK;
+}
+
+static void
+srd_unlock(int fd, const struct srd_wait *sw)
+{
+	int64_t seq = sw->last_seq;
+	char line[SRD_LOCK_LINE_MAX];
+	int n;
+
+	if (fd < 0) {
+		return;
+	}
+	if (seq > sw->recorded) {
+		n = snprintf(line, sizeof(line), "%s %s %lld %lld\n", sw->me,
+		    sw->server, (long long)seq, (long long)np_now_real_ms());
+		if (n > 0 && (size_t)n < sizeof(line) &&
+		    ftruncate(fd, 0) == 0) {
+			(void)!pwrite(fd, line, (size_t)n, 0);
+		}
+	}
+	close(fd);
+}
+
+static int
+srd_match(struct np_sctx *x, const struct np_push *p,
+    const struct np_box_msg *m, void *arg)
+{
+	struct srd_wait *sw = arg;
+	struct json_object *v;
+
+	if (p->seq <= sw->last_seq) {
+		return NP_ERR_AGAIN; /* taken by an earlier np */
+	}
+	if (strcmp(m->type, "srd.error") == 0) {
+		snprintf(sw->why, sizeof(sw->why), "%s",
+		    json_object_object_get_ex(m->body, "reason", &v) &&
+		    json_object_is_type(v, json_type_string) ?
+		    json_object_get_string(v) : "(no reason given)");
+		sw->refused = 1;
+		sw->last_seq = p->seq;
+		return NP_ERR_AUTH;
+	}
+	if (strcmp(m->type, "srd.session") != 0) {
+		return NP_ERR_AGAIN;
+	}
+	if (np_sr_session_from_json(m->body, sw->s) != NP_OK ||
+	    strcmp(m->session, sw->s->sid) != 0) {
+		snprintf(sw->why, sizeof(sw->why), "malformed srd.session");
+		sw->last_seq = p->seq;
+		return NP_ERR_PROTO;
+	}
+	sw->last_seq = p->seq;
+	if (sw->s->deadline_ms <= np_now_real_ms() + 1000) {
+		sodium_memzero(sw->s, sizeof(*sw->s));
+		(void)np_cpc_ack(x->c, p->seq); /* a dead leftover */
+		return NP_ERR_AGAIN;
+	}
+	return NP_OK;
+}
+
+static void
+srd_fail(struct np_sctx *x, const struct np_target *t, const char *sr,
+    int r, int send_failed, const struct srd_wait *sw,
+    const struct np_cpc_waiter *w)
+{
+	if (send_failed) {
+		cli_err("%s: cannot send to rendezvous %s: %s%s%s%s", t->host,
+		    sr, np_strerror(r), w->detail[0] != '\0' ? " (" : "",
+		    w->detail, w->detail[0] != '\0' ? ")" : "");
+	} else if (r == NP_ERR_AUTH && sw->refused) {
+		cli_err("rendezvous %s refused: %.200s", sr, sw->why);
+	} else if (r == NP_ERR_TIMEOUT) {
+		cli_err("%s: no answer from rendezvous %s within %ld s (is "
+		    "np-srd running, and does its Allow line name %s?)",
+		    t->host, sr, x->timeout_s, np_key_name(x->key));
+	} else if (r == NP_ERR_CLOSED) {
+		cli_err("%s: control-plane connection lost while waiting "
+		    "for rendezvous %s", t->host, sr);
+	} else {
+		cli_err("%s: rendezvous %s: %s%s%s", t->host, sr,
+		    np_strerror(r), sw->why[0] != '\0' ? ": " : "", sw->why);
+	}
+}
+
+static int
+srd_open(struct np_sctx *x, const struct np_target *t, const char *sr,
+    const uint8_t sr_pk[NP_PK_LEN], struct np_sr_session *s)
+{
+	struct np_cpc_waiter w;
+	struct srd_wait sw;
+	char server[300];
+	uint32_t rid = 0;
+	int fd = -1, r, send_failed = 0;
+
+	memset(&w, 0, sizeof(w));
+	memset(&sw, 0, sizeof(sw));
+	snprintf(server, sizeof(server), "%s:%s", x->cli->cfg.server.host,
+	    x->cli->cfg.server.port != NULL ? x->cli->cfg.server.port :
+	    NP_CPC_DEFAULT_PORT);
+	sw.me = np_key_name(x->key);
+	sw.server = server;
+	sw.s = s;
+	if ((r = srd_lock(x, x->cli->cfg.key_dir, &sw, &fd)) != NP_OK) {
+		if (r == NP_ERR_TIMEOUT) {
+			cli_err("%s: timed out waiting for other np sessions "
+			    "to get their rendezvous", t->host);
+		}
+		return r;
+	}
+	if ((r = np_sctx_send(x, sr, sr_pk, "srd.open", NULL, NULL, &w,
+	    &rid)) != NP_OK) {
+		send_failed = 1;
+	} else {
+		r = np_sctx_wait(x, sr, sr_pk, srd_match, &sw, &w,
+		    &send_failed);
+	}
+	srd_unlock(fd, &sw);
+	if (r != NP_OK) {
+		srd_fail(x, t, sr, r, send_failed, &sw, &w);
+	}
+	if (!w.done && rid != 0) {
+		np_cpc_cancel(x->c, rid);
+	}
+	np_cpc_waiter_clear(&w);
+	return r;
+}
+
+/* ---------------- the device ---------------- */
+
+struct dev_wait {
+	const char *sid;
+	struct np_session_ok *ok;
+	char why[256];
+	int refused;
+};
+
+static int
+dev_match(struct np_sctx *x, const struct np_push *p,
+    const struct np_box_msg *m, void *arg)
+{
+	struct dev_wait *dw = arg;
+	struct json_object *v;
+	int ok = strcmp(m->type, "np.session.ok") == 0;
+
+	if (!ok && strcmp(m->type, "np.session.err") != 0) {
+		return NP_ERR_AGAIN;
+	}
+	if (!json_object_object_get_ex(m->body, "sid", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), dw->sid) != 0) {
+		return NP_ERR_AGAIN; /* another session's answer */
+	}
+	if (!ok) {
+		snprintf(dw->why, sizeof(dw->why), "%s",
+		    json_object_object_get_ex(m->body, "reason", &v) &&
+		    json_object_is_type(v, json_type_string) ?
+		    json_object_get_string(v) : "(no reason given)");
+		dw->refused = 1;
+		return NP_ERR_AUTH;
+	}
+	if (np_session_ok_parse(m->body, dw->sid, dw->ok) != NP_OK) {
+		snprintf(dw->why, sizeof(dw->why), "malformed np.session.ok");
+		return NP_ERR_PROTO;
+	}
+	return NP_OK;
+}
+
+static int
+json_put(struct json_object *o, const char *k, struct json_object *v)
+{
+	if (v == NULL || json_object_object_add(o, k, v) != 0) {
+		json_object_put(v);
+		return NP_ERR_ALLOC;
+	}
+	return NP_OK;
+}
+
+/* The np.session.req body; holds the device token (wiped on free). */
+static int
+req_body(const struct np_target *t, const char *user, uint16_t port,
+    const struct np_sr_session *s, const uint8_t kx[32],
+    struct json_object **out)
+{
+	struct json_object *o = NULL, *all = NULL, *dev = NULL;
+	char b64[NP_PK_B64_MAX];
+	int r = NP_ERR_ALLOC;
+
+	*out = NULL;
+	if ((r = np_sr_session_to_json(s, &all)) != NP_OK) {
+		return r;
+	}
+	np_json_wipe_on_free(all);
+	if (!json_object_object_get_ex(all, "device", &dev) ||
+	    (r = np_b64_encode(kx, 32, b64, sizeof(b64))) != NP_OK) {
+		r = r != NP_OK ? r : NP_ERR_INTERNAL;
+		goto out;
+	}
+	r = NP_ERR_ALLOC;
+	if ((o = json_object_new_object()) == NULL ||
+	    json_put(o, "sid", json_object_new_string(s->sid)) != NP_OK ||
+	    json_put(o, "device", json_object_new_string(t->device)) !=
+	    NP_OK ||
+	    json_put(o, "user", json_object_new_string(user)) != NP_OK ||
+	    json_put(o, "port", json_object_new_int(port)) != NP_OK ||
+	    json_put(o, "sr", json_object_get(dev)) != NP_OK ||
+	    json_put(o, "kx", json_object_new_string(b64)) != NP_OK) {
+		goto out;
+	}
+	*out = o;
+	o = NULL;
+	r = NP_OK;
+ out:
+	json_object_put(o);
+	json_object_put(all);
+	return r;
+}
+
+static void
+dev_fail(struct np_sctx *x, const struct np_target *t, int r,
+    int send_failed, const struct dev_wait *dw,
+    const struct np_cpc_waiter *w)
+{
+	if (send_failed) {
+		cli_err("%s: cannot send to %s: %s%s%s%s", t->host, t->ident,
+		    np_strerror(r), w->detail[0] != '\0' ? " (" : "",
+		    w->detail, w->detail[0] != '\0' ? ")" : "");
+	} else if (r == NP_ERR_AUTH && dw->refused) {
+		cli_err("%s: device refused: %.200s", t->host, dw->why);
+	} else if (r == NP_ERR_TIMEOUT) {
+		cli_err("%s: no answer from %s within %ld s (is np-deviced "
+		    "running?)", t->host, t->ident, x->timeout_s);
+	} else if (r == NP_ERR_CLOSED) {
+		cli_err("%s: control-plane connection lost while waiting "
+		    "for %s", t->host, t->ident);
+	} else {
+		cli_err("%s: %s: %s%s%s", t->host, t->ident, np_strerror(r),
+		    dw->why[0] != '\0' ? ": " : "", dw->why);
+	}
+}
+
+static int
+dev_request(struct np_sctx *x, const struct np_target *t, const char *user,
+    uint16_t port, const struct np_sr_session *s,
+    const uint8_t dev_pk[NP_PK_LEN], struct np_session_ok *ok)
+{
+	struct json_object *body = NULL;
+	struct np_cpc_waiter w;
+	struct dev_wait dw;
+	uint8_t kx_pk[crypto_kx_PUBLICKEYBYTES], *kx_sk;
+	uint32_t rid = 0;
+	int r, send_failed = 0;
+
+	memset(&w, 0, sizeof(w));
+	memset(&dw, 0, sizeof(dw));
+	dw.sid = s->sid;
+	dw.ok = ok;
+	if ((kx_sk = sodium_malloc(crypto_kx_SECRETKEYBYTES)) == NULL) {
+		cli_err("out of memory");
+		return NP_ERR_ALLOC;
+	}
+	/* The relay-encryption secret (issue 6) is not used yet. */
+	if (crypto_kx_keypair(kx_pk, kx_sk) != 0 ||
+	    (r = req_body(t, user, port, s, kx_pk, &body)) != NP_OK) {
+		cli_err("%s: cannot build the session request", t->host);
+		r = NP_ERR_INTERNAL;
+		goto out;
+	}
+	if ((r = np_sctx_send(x, t->ident, dev_pk, "np.session.req", s->sid,
+	    body, &w, &rid)) != NP_OK) {
+		send_failed = 1;
+	} else {
+		r = np_sctx_wait(x, t->ident, dev_pk, dev_match, &dw, &w,
+		    &send_failed);
+	}
+	if (r != NP_OK) {
+		dev_fail(x, t, r, send_failed, &dw, &w);
+	}
+ out:
+	if (!w.done && rid != 0) {
+		np_cpc_cancel(x->c, rid);
+	}
+	np_cpc_waiter_clear(&w);
+	json_object_put(body);
+	sodium_free(kx_sk);
+	return r;
+}
+
+/* ---------------- the whole set-up ---------------- */
+
+static int
+write_files(struct np_sctx *x, const struct np_target *t, const char *user,
+    uint16_t kh_port, const struct np_session_ok *ok,
+    struct np_session *out)
+{
+	struct np_cli *cli = x->cli;
+	int r, lfd = -1;
+
+	if (cli->cfg.key_dir == NULL || cli->cfg.known_hosts == NULL) {
+		cli_err("no KeyDir / KnownHosts (HOME is not set)");
+		return NP_ERR_CONF;
+	}
+	if ((r = keyfile_claim(x, user, t->host, &lfd)) != NP_OK) {
+		cli_err("%s: %s", t->host, r == NP_ERR_TIMEOUT ?
+		    "timed out waiting for other sessions to this host and "
+		    "user to pick up their keys" : np_strerror(r));
+		return r;
+	}
+	r = np_keyfile_write_id(cli->cfg.key_dir, user, t->host,
+	    np_buf_ptr(ok->key), np_buf_len(ok->key), out->keyfile,
+	    sizeof(out->keyfile), &out->key_id);
+	if (r != NP_OK) {
+		close(lfd);
+		cli_err("%s/%s@%s: cannot write the session key: %s",
+		    cli->cfg.key_dir, user, t->host, np_strerror(r));
+		return r;
+	}
+	out->key_id.lock_fd = lfd;
+	cli_step(cli, "wrote %s", out->keyfile);
+	if ((r = np_kh_name(t->host, kh_port, out->kh_name,
+	    sizeof(out->kh_name))) != NP_OK ||
+	    (r = np_kh_update(cli->cfg.known_hosts, out->kh_name,
+	    ok->hostkeys, ok->nhostkeys)) != NP_OK) {
+		cli_err("%s: cannot update: %s", cli->cfg.known_hosts,
+		    np_strerror(r));
+		return r;
+	}
+	out->expires = ok->expires;
+	return NP_OK;
+}
+
+static int
+sr_join(struct np_sctx *x, const struct np_target *t,
+    const struct np_sr_session *s, int *fd)
+{
+	char why[256];
+	int r, ms = np_sctx_left_ms(x);
+
+	if (ms == 0) {
+		cli_err("%s: session set-up took longer than %ld s", t->host,
+		    x->timeout_s);
+		return NP_ERR_TIMEOUT;
+	}
+	r = np_sr_connect(&s->side[NP_SR_CLIENT], s->sid, NP_SR_CLIENT, ms,
+	    fd, why, sizeof(why));
+	if (r == NP_ERR_AUTH) {
+		cli_err("%s: rendezvous refused the connection: %s", t->host,
+		    why);
+	} else if (r != NP_OK) {
+		cli_err("%s: cannot join the rendezvous at %s port %u: %s%s%s",
+		    t->host, s->side[NP_SR_CLIENT].host,
+		    (unsigned)s->side[NP_SR_CLIENT].port, np_strerror(r),
+		    why[0] != '\0' ? ": " : "", why);
+	}
+	return r;
+}
+
+int
+np_session_setup(struct np_cli *cli, const struct np_target *t,
+    const char *user, uint16_t port, uint16_t kh_port,
+    struct np_session *out)
+{
+	struct np_sctx *x = NULL;
+	struct np_sr_session s;
+	struct np_session_ok ok;
+	const char *ids[2];
+	uint8_t pks[2][NP_PK_LEN];
+	long to = cli->cfg.session_timeout > 0 ? cli->cfg.session_timeout :
+	    NP_CONFIG_DEFAULT_SESSION_TIMEOUT;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	memset(&ok, 0, sizeof(ok));
+	memset(&s, 0, sizeof(s));
+	out->fd = -1;
+	out->key_id.lock_fd = -1;
+	if (cli->cfg.rendezvous == NULL) {
+		cli_err("no Rendezvous configured (set 'Rendezvous @sr' in "
+		    "%s)", cli->config_path != NULL ? cli->config_path :
+		    "the config");
+		return NP_ERR_CONF;
+	}
+	if ((r = np_sctx_open(cli, np_now_mono_ms() + (uint64_t)to * 1000,
+	    to, &x)) != NP_OK) {
+		return r;
+	}
+	ids[0] = t->ident;
+	ids[1] = cli->cfg.rendezvous;
+	if ((r = np_sctx_lookup(x, ids, 2, pks)) != NP_OK) {
+		goto out;
+	}
+	cli_step(cli, "looked up %s and %s", ids[0], ids[1]);
+	if ((r = srd_open(x, t, ids[1], pks[1], &s)) != NP_OK) {
+		goto out;
+	}
+	cli_step(cli, "relay granted: session %s", s.sid);
+	if ((r = dev_request(x, t, user, port, &s, pks[0], &ok)) != NP_OK) {
+		goto out;
+	}
+	cli_step(cli, "device answered: key for %s until %lld, %zu host "
+	    "key(s)", user, (long long)ok.expires, ok.nhostkeys);
+	if ((r = write_files(x, t, user, kh_port, &ok, out)) != NP_OK) {
+		goto out;
+	}
+	np_session_ok_clear(&ok); /* the key is in its file; wipe it here */
+	if ((r = sr_join(x, t, &s, &out->fd)) != NP_OK) {
+		goto out;
+	}
+	cli_step(cli, "relay joined");
+ out:
+	if (r != NP_OK) {
+		(void)np_keyfile_forget(cli->cfg.key_dir, out->keyfile,
+		    &out->key_id);
+	}
+	np_session_ok_clear(&ok);
+	sodium_memzero(&s, sizeof(s));
+	np_sctx_free(x);
+	return r;
+}
