@@ -4,7 +4,7 @@
  * device/:
  *   dev_conf.c   deviced.conf: keyword table, defaults, Allow lines
  *   dev_req.c    pure: np.session.req parsing and checks, reply bodies
- *   dev_sess.c   sessions: key, spool entry, rendezvous + sshd, relay
+ *   dev_sess.c   sessions: client key authorized, rendezvous + sshd, relay
  *   dev_ctl.c    the control plane: boxes in, replies out
  *   dev_run.c    the daemon: set-up, host keys, timers, signals
  */
@@ -21,7 +21,9 @@
 #include "conf.h"
 #include "ident.h"
 #include "key.h"
+#include "msg.h"
 #include "spool.h"
+#include "sshkey.h"
 #include "srproto.h"
 
 #define DEV_VERSION "0.1.0"
@@ -45,6 +47,7 @@
 #define DEV_RVHOSTS_MAX 64
 #define DEV_KX_LEN 32		/* crypto_kx public / secret key */
 #define DEV_REASON_MAX 128
+#define DEV_TAG_MAX NP_TAG_MAX /* reply tag "rt": [a-z0-9]{1,32} */
 
 /* ---- deviced.conf ---- */
 
@@ -124,20 +127,29 @@ struct dev_req {
 	char user[NP_USER_MAX + 1];
 	long port;
 	struct np_sr_endpoint sr;
+	uint8_t pubkey[NP_SSHKEY_PK_LEN]; /* the client's session key */
 	uint8_t kx[DEV_KX_LEN];
+	char rt[DEV_TAG_MAX + 1];	  /* reply tag; "" = untagged */
 };
 
 /*
  * Parse an np.session.req body (docs/PROTOCOL.md).  Members are checked
  * for type and form (sid 32 hex, device name, user a string of at most
  * NP_USER_MAX bytes, port 1..65535, sr endpoint with a 43-character
- * base64url token, kx base64 of 32 bytes); unknown members are ignored.
- * The user name's POSIX form is checked by dev_req_check() so that the
- * client hears "bad user name".  NP_OK or NP_ERR_INVALID.
+ * base64url token, pubkey exactly "ssh-ed25519 BASE64" of a canonical
+ * Ed25519 blob, kx base64 of 32 bytes); rt is optional (an invalid one
+ * counts as absent: the reply goes untagged); unknown members are
+ * ignored.  The user name's POSIX form is checked by dev_req_check() so
+ * that the client hears "bad user name".  NP_OK or NP_ERR_INVALID.
  */
 int dev_req_parse(struct json_object *body, struct dev_req *q);
 /* The sid of a body when it has a valid one (for error replies). */
 int dev_req_sid(struct json_object *body, char sid[NP_SR_SID_LEN + 1]);
+/*
+ * The reply tag of a request or ping body: its "rt" when that is a valid
+ * tag ([a-z0-9]{1,32}), else "" (no tag).  Never fails.  Pure.
+ */
+void dev_body_rt(struct json_object *body, char rt[DEV_TAG_MAX + 1]);
 
 /*
  * Decide on a parsed request from identity from, with nsessions sessions
@@ -149,11 +161,8 @@ int dev_req_sid(struct json_object *body, char sid[NP_SR_SID_LEN + 1]);
 const char *dev_req_check(const struct dev_conf *c, const char *from,
     const struct dev_req *q, size_t nsessions);
 
-/*
- * Reply bodies.  ok: {"sid","key","expires","hostkeys","kx"}; the caller
- * calls np_json_wipe_on_free() on it (it holds the private key).
- */
-int dev_body_ok(const char *sid, const char *pem, int64_t expires,
+/* Reply bodies.  ok: {"sid","expires","hostkeys","kx"} (nothing secret). */
+int dev_body_ok(const char *sid, int64_t expires,
     char *const *hostkeys, size_t nhostkeys, const uint8_t kx[DEV_KX_LEN],
     struct json_object **out);
 int dev_body_err(const char *sid, const char *reason,
@@ -213,9 +222,9 @@ void dev_hostkeys_free(char **v, size_t n);
 
 /*
  * Sessions (dev_sess.c).  dev_sess_start() does everything for a request
- * that passed dev_req_check(): session key, spool entry (or
- * authorized_keys line), connections to sshd and the rendezvous, and the
- * np.session.ok reply to from (whose box key is pk).  On a refusal it
+ * that passed dev_req_check(): spool entry (or authorized_keys line) for
+ * the client's key q->pubkey, connections to sshd and the rendezvous, and
+ * the np.session.ok reply to from (whose box key is pk), tagged q->rt.  On a refusal it
  * returns non-NP_OK with *why set; the caller replies np.session.err.  A
  * session that fails after its ok sends np.session.err itself.
  */
@@ -231,12 +240,15 @@ void dev_keys_sweep(struct dev *d);
 
 /* Control plane (dev_ctl.c). */
 int dev_ctl_start(struct dev *d);
-/* Seal body as type for (to, pk), box session sid, and send it. */
+/* Seal body as type for (to, pk), box session sid, and send it with the
+ * reply tag rt (NULL or "": untagged). */
 int dev_ctl_send(struct dev *d, const char *to, const uint8_t pk[NP_PK_LEN],
-    const char *type, const char *sid, struct json_object *body);
-/* Send np.session.err {sid, reason}; failures are logged. */
+    const char *rt, const char *type, const char *sid,
+    struct json_object *body);
+/* Send np.session.err {sid, reason} tagged rt; failures are logged. */
 void dev_ctl_send_err(struct dev *d, const char *to,
-    const uint8_t pk[NP_PK_LEN], const char *sid, const char *reason);
+    const uint8_t pk[NP_PK_LEN], const char *rt, const char *sid,
+    const char *reason);
 void dev_ctl_stop(struct dev *d);
 void dev_ctl_free(struct dev *d);
 

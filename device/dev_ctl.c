@@ -11,8 +11,9 @@
  * fresh lookup (the sender may have rotated its key).
  *
  * Identities not on any Allow line are told "identity not allowed" (every
- * refusal reaches the client), but at most once a second each (after a
- * burst of five) and STRANGER_RATE a second in all; their
+ * refusal reaches the client), but at most once a second each after a
+ * burst of ten (so a client's retries are answered, a flood is not) and
+ * STRANGER_RATE a second in all; their
  * keys are looked up and kept in memory only (never pinned: nothing they
  * get depends on it) and their boxes skip the replay cache (they cannot
  * fill it up for the allowed ones).
@@ -20,6 +21,11 @@
  * A replayed box gets no second answer (the first one was answered; the
  * server pushes a box again when its ack was lost).  A stale box (queued
  * too long, or the clocks differ) gets np.session.err.
+ *
+ * Every reply (np.session.ok, np.session.err, np.pong) is sent with the
+ * request's reply tag "rt" (docs/PROTOCOL.md, "tag"), so that it reaches
+ * the one client process that asked; a request without a valid rt gets an
+ * untagged reply.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -45,7 +51,7 @@
 #define REQS_MAX 1024		/* boxes waiting for a key lookup */
 #define RELOOKUP_MS 60000	/* a key this fresh is not looked up again */
 #define STRANGER_COST_MS 1000	/* per stranger: one refusal a second, */
-#define STRANGER_BURST_MS 5000	/* with a burst of five */
+#define STRANGER_BURST_MS 10000	/* with a burst of ten */
 #define STRANGER_RATE 20	/* refusals to strangers a second, in all */
 #define DROP_LOG_MS 10000	/* dropped strangers: one log line per */
 
@@ -313,7 +319,8 @@ send_cb(struct np_cpc *c, const struct np_cpc_result *res, void *arg)
 
 int
 dev_ctl_send(struct dev *d, const char *to, const uint8_t pk[NP_PK_LEN],
-    const char *type, const char *sid, struct json_object *body)
+    const char *rt, const char *type, const char *sid,
+    struct json_object *body)
 {
 	char mid[NP_MID_LEN + 1];
 	struct np_buf *box;
@@ -328,8 +335,9 @@ dev_ctl_send(struct dev *d, const char *to, const uint8_t pk[NP_PK_LEN],
 	r = np_box_seal(d->key, pk, to, type, sid, body, DEV_REPLY_TTL,
 	    np_now_real_ms(), NULL, box, mid);
 	if (r == NP_OK) {
-		r = np_cpc_send(d->cpc, to, mid, DEV_REPLY_TTL,
-		    np_buf_ptr(box), np_buf_len(box), send_cb, NULL, NULL);
+		r = np_cpc_send_tag(d->cpc, to, mid, DEV_REPLY_TTL,
+		    rt != NULL && *rt != '\0' ? rt : NULL, np_buf_ptr(box),
+		    np_buf_len(box), send_cb, NULL, NULL);
 	}
 	np_buf_free(box); /* the box is ciphertext: no wipe needed */
 	return r;
@@ -337,13 +345,13 @@ dev_ctl_send(struct dev *d, const char *to, const uint8_t pk[NP_PK_LEN],
 
 void
 dev_ctl_send_err(struct dev *d, const char *to, const uint8_t pk[NP_PK_LEN],
-    const char *sid, const char *reason)
+    const char *rt, const char *sid, const char *reason)
 {
 	struct json_object *body = NULL;
 	int r;
 
 	if ((r = dev_body_err(sid, reason, &body)) == NP_OK) {
-		r = dev_ctl_send(d, to, pk, "np.session.err",
+		r = dev_ctl_send(d, to, pk, rt, "np.session.err",
 		    sid != NULL ? sid : "", body);
 	}
 	json_object_put(body);
@@ -355,41 +363,43 @@ dev_ctl_send_err(struct dev *d, const char *to, const uint8_t pk[NP_PK_LEN],
 /* ---- requests ---- */
 
 static void
-refuse(struct dev *d, struct dev_peer *p, const char *sid, const char *why)
+refuse(struct dev *d, struct dev_peer *p, const char *rt, const char *sid,
+    const char *why)
 {
 	np_info("session %s from %s: refused: %s", sid != NULL &&
 	    *sid != '\0' ? sid : "-", p->id, why);
-	dev_ctl_send_err(d, p->id, p->pk, sid, why);
+	dev_ctl_send_err(d, p->id, p->pk, rt, sid, why);
 }
 
 static void
 handle_req(struct dev *d, struct dev_peer *p, const struct np_box_msg *m)
 {
-	char sid[NP_SR_SID_LEN + 1] = "";
+	char sid[NP_SR_SID_LEN + 1] = "", rt[DEV_TAG_MAX + 1];
 	struct dev_req q;
 	const char *why;
 
 	memset(&q, 0, sizeof(q));
 	(void)dev_req_sid(m->body, sid);
+	dev_body_rt(m->body, rt); /* refusals of bad requests too */
 	if (!p->allowed) {
-		refuse(d, p, sid, "identity not allowed");
+		refuse(d, p, rt, sid, "identity not allowed");
 		return;
 	}
 	if (dev_req_parse(m->body, &q) != NP_OK ||
 	    strcmp(m->session, q.sid) != 0) {
-		refuse(d, p, sid, "bad request");
+		refuse(d, p, rt, sid, "bad request");
 		goto out;
 	}
 	if (d->stopping) {
-		refuse(d, p, sid, "device shutting down");
+		refuse(d, p, rt, sid, "device shutting down");
 		goto out;
 	}
 	if ((why = dev_req_check(d->conf, p->id, &q, d->nsessions)) != NULL) {
-		refuse(d, p, sid, why);
+		refuse(d, p, rt, sid, why);
 		goto out;
 	}
 	if (dev_sess_start(d, p->id, p->pk, &q, &why) != NP_OK) {
-		refuse(d, p, sid, why != NULL ? why : "device error");
+		refuse(d, p, rt, sid, why != NULL ? why : "device error");
 	}
  out:
 	sodium_memzero(&q, sizeof(q));
@@ -399,14 +409,17 @@ static void
 handle_ping(struct dev *d, struct dev_peer *p, const struct np_box_msg *m)
 {
 	struct json_object *body = NULL;
+	char rt[DEV_TAG_MAX + 1];
 	int r;
 
 	if (!p->allowed) {
 		np_info("ping from %s: not allowed, not answered", p->id);
 		return;
 	}
+	dev_body_rt(m->body, rt);
 	if ((r = dev_body_pong(d->conf, m->body, &body)) == NP_OK) {
-		r = dev_ctl_send(d, p->id, p->pk, "np.pong", m->session, body);
+		r = dev_ctl_send(d, p->id, p->pk, rt, "np.pong", m->session,
+		    body);
 	}
 	json_object_put(body);
 	if (r != NP_OK) {
@@ -425,7 +438,7 @@ handle_stale(struct dev *d, struct dev_peer *p, struct dev_req_box *q)
 {
 	uint8_t xpk[crypto_box_PUBLICKEYBYTES], *pt = NULL;
 	struct np_box_msg *m = NULL;
-	char sid[NP_SR_SID_LEN + 1] = "";
+	char sid[NP_SR_SID_LEN + 1] = "", rt[DEV_TAG_MAX + 1];
 	size_t ptlen;
 
 	np_info("box %s from %s: stale (queued too long, or the clocks of "
@@ -445,7 +458,8 @@ handle_stale(struct dev *d, struct dev_peer *p, struct dev_req_box *q)
 	    strcmp(m->to, np_key_name(d->key)) == 0 &&
 	    strcmp(m->type, "np.session.req") == 0 &&
 	    dev_req_sid(m->body, sid) == NP_OK) {
-		refuse(d, p, sid, "stale request (check the clocks of client "
+		dev_body_rt(m->body, rt);
+		refuse(d, p, rt, sid, "stale request (check the clocks of client "
 		    "and device)");
 	}
 	np_box_msg_free(m);
@@ -505,7 +519,7 @@ drop_log(struct dev *d, const char *from, const char *why)
 	cp->dropped = 0;
 }
 
-/* Strangers: one refusal a second each (a burst of five), and
+/* Strangers: one refusal a second each (a burst of ten), and
  * STRANGER_RATE a second in all. */
 static int
 stranger_ok(struct dev_cp *cp, struct dev_peer *p)

@@ -11,15 +11,17 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
-#include "box.h"
 #include "dev.h"
 #include "err.h"
 #include "key.h"
+#include "msg.h"
 #include "spool.h"
+#include "sshkey.h"
 #include "srproto.h"
 
 #define SR_TOKEN_B64_LEN 43
 #define KX_B64_LEN 44
+#define PUBKEY_PFX NP_SSHKEY_ED25519 " "
 
 /* np.pong features: what this device offers. */
 static const char *const features_spool[] = { "ssh", "spool" };
@@ -158,6 +160,42 @@ parse_names(struct json_object *body, struct dev_req *t)
 	return NP_OK;
 }
 
+/*
+ * "ssh-ed25519 BASE64", nothing before or after (no comment), the blob
+ * exact and canonical, the key a valid Ed25519 point of large order.
+ */
+static int
+parse_pubkey(struct json_object *body, uint8_t pk[NP_SSHKEY_PK_LEN])
+{
+	const char *s;
+	size_t len, plen = sizeof(PUBKEY_PFX) - 1;
+
+	if (get_str(body, "pubkey", &s, &len) != NP_OK ||
+	    len != plen + NP_SSHKEY_B64_LEN ||
+	    memcmp(s, PUBKEY_PFX, plen) != 0 ||
+	    np_sshkey_ed25519_from_b64(s + plen, len - plen, pk) != NP_OK ||
+	    crypto_core_ed25519_is_valid_point(pk) != 1) {
+		return NP_ERR_INVALID;
+	}
+	return NP_OK;
+}
+
+void
+dev_body_rt(struct json_object *body, char rt[DEV_TAG_MAX + 1])
+{
+	const char *s;
+	size_t len;
+
+	rt[0] = '\0';
+	if (body == NULL || !json_object_is_type(body, json_type_object) ||
+	    !json_object_object_get_ex(body, "rt", NULL) ||
+	    get_str(body, "rt", &s, &len) != NP_OK || len > DEV_TAG_MAX ||
+	    !np_tag_valid(s)) {
+		return;
+	}
+	memcpy(rt, s, len + 1);
+}
+
 int
 dev_req_parse(struct json_object *body, struct dev_req *q)
 {
@@ -173,10 +211,12 @@ dev_req_parse(struct json_object *body, struct dev_req *q)
 	    get_int(body, "port", 1, 65535, &t.port) != NP_OK ||
 	    !json_object_object_get_ex(body, "sr", &m) ||
 	    parse_sr(m, &t.sr) != NP_OK ||
+	    parse_pubkey(body, t.pubkey) != NP_OK ||
 	    get_str(body, "kx", &s, &len) != NP_OK || len != KX_B64_LEN ||
 	    np_b64_decode_exact(s, t.kx, DEV_KX_LEN) != NP_OK) {
 		goto out;
 	}
+	dev_body_rt(body, t.rt);
 	*q = t;
 	r = NP_OK;
  out:
@@ -283,16 +323,15 @@ add_strings(struct json_object *o, const char *key, const char *const *v,
 }
 
 int
-dev_body_ok(const char *sid, const char *pem, int64_t expires,
-    char *const *hostkeys, size_t nhostkeys, const uint8_t kx[DEV_KX_LEN],
-    struct json_object **out)
+dev_body_ok(const char *sid, int64_t expires, char *const *hostkeys,
+    size_t nhostkeys, const uint8_t kx[DEV_KX_LEN], struct json_object **out)
 {
 	struct json_object *o;
 	char b64[NP_PK_B64_MAX];
 	int r;
 
 	*out = NULL;
-	if (!np_sid_valid(sid) || pem == NULL || expires <= 0) {
+	if (sid == NULL || !np_sid_valid(sid) || expires <= 0) {
 		return NP_ERR_INVALID;
 	}
 	if ((r = np_b64_encode(kx, DEV_KX_LEN, b64, sizeof(b64))) != NP_OK) {
@@ -301,12 +340,7 @@ dev_body_ok(const char *sid, const char *pem, int64_t expires,
 	if ((o = json_object_new_object()) == NULL) {
 		return NP_ERR_ALLOC;
 	}
-	/* Wipe the key's copy whatever happens below. */
-	if ((r = add(o, "key", json_object_new_string(pem))) == NP_OK) {
-		np_json_wipe_on_free(o);
-	}
-	if (r != NP_OK ||
-	    (r = add(o, "sid", json_object_new_string(sid))) != NP_OK ||
+	if ((r = add(o, "sid", json_object_new_string(sid))) != NP_OK ||
 	    (r = add(o, "expires", json_object_new_int64(expires))) != NP_OK ||
 	    (r = add_strings(o, "hostkeys", (const char *const *)hostkeys,
 	    nhostkeys)) != NP_OK ||

@@ -1,7 +1,9 @@
 /*
- * Sessions: for each accepted np.session.req, a fresh Ed25519 key is
- * authorized for the user (spool entry, or a line in the user's
- * authorized_keys), the reply goes out, and two non-blocking connections
+ * Sessions: for each accepted np.session.req, the client's session key
+ * (its "pubkey") is authorized for the user until KeyTTL ahead (spool
+ * entry, or a line in the user's authorized_keys), the reply goes out
+ * (tagged with the request's "rt", as is every later np.session.err of
+ * the session), and two non-blocking connections
  * are made on the event loop: to the rendezvous' device endpoint (token
  * line, then "NPSR1 OK\n", read without taking a byte past it) and to the
  * local sshd.  Once both are up they are joined by the relay pump.  A
@@ -27,7 +29,6 @@
 #include <json-c/json.h>
 #include <sodium.h>
 
-#include "box.h"
 #include "buf.h"
 #include "dev.h"
 #include "err.h"
@@ -54,6 +55,7 @@ struct dev_sess {
 	char sid[NP_SR_SID_LEN + 1];
 	char from[NP_IDENT_MAX + 1];
 	uint8_t pk[NP_PK_LEN];
+	char rt[DEV_TAG_MAX + 1];	/* reply tag, "" = none */
 	char user[NP_USER_MAX + 1];
 	char device[DEV_DEVNAME_MAX + 1];
 	char sr_host[sizeof(((struct np_sr_endpoint *)0)->host)];
@@ -329,7 +331,7 @@ sess_fail(struct dev_sess *s, const char *why)
 	np_info("session %s from %s user %s device %s: failed: %s, %llu ms",
 	    s->sid, s->from, s->user, s->device, why,
 	    (unsigned long long)(np_now_mono_ms() - s->started));
-	dev_ctl_send_err(d, s->from, s->pk, s->sid, why);
+	dev_ctl_send_err(d, s->from, s->pk, s->rt, s->sid, why);
 	key_remove(s);
 	sess_free(s);
 }
@@ -642,31 +644,21 @@ sess_connect(struct dev_sess *s, const struct dev_req *q, const char **why)
 
 /* ---- the reply ---- */
 
-/* Key pair, authorization, reply.  *why on failure. */
+/* Authorization of the client's key, reply.  *why on failure. */
 static int
-sess_reply(struct dev_sess *s, const char **why)
+sess_reply(struct dev_sess *s, const struct dev_req *q, const char **why)
 {
 	struct dev *d = s->d;
-	struct np_sshkey *k = NULL;
-	struct np_buf *pem = NULL;
 	struct np_spool_entry e;
 	struct json_object *body = NULL;
 	int r;
 
 	*why = "device error";
 	memset(&e, 0, sizeof(e));
-	if ((r = np_sshkey_generate(&k)) != NP_OK ||
-	    (pem = np_buf_new_secure(NP_SSHKEY_PRIV_MAX)) == NULL ||
-	    (r = np_sshkey_private_pem(k, NULL, pem)) != NP_OK ||
-	    (r = np_buf_put_u8(pem, 0)) != NP_OK) {
-		r = r != NP_OK ? r : NP_ERR_ALLOC;
-		np_error_r(r, "session %s: cannot make a session key", s->sid);
-		goto out;
-	}
 	snprintf(e.user, sizeof(e.user), "%s", s->user);
 	snprintf(e.sid, sizeof(e.sid), "%s", s->sid);
 	e.expires = s->expires;
-	memcpy(e.pk, np_sshkey_pk(k), NP_SSHKEY_PK_LEN);
+	memcpy(e.pk, q->pubkey, NP_SSHKEY_PK_LEN);
 	if ((r = key_install(d, &e)) != NP_OK) {
 		if (r == NP_ERR_EXISTS) {
 			*why = "session id in use";
@@ -676,20 +668,16 @@ sess_reply(struct dev_sess *s, const char **why)
 		goto out;
 	}
 	s->keyed = 1;
-	if ((r = dev_body_ok(s->sid, (const char *)np_buf_ptr(pem),
-	    s->expires, d->hostkeys, d->nhostkeys, s->kx_pk, &body)) !=
-	    NP_OK ||
-	    (r = dev_ctl_send(d, s->from, s->pk, "np.session.ok", s->sid,
-	    body)) != NP_OK) {
+	if ((r = dev_body_ok(s->sid, s->expires, d->hostkeys, d->nhostkeys,
+	    s->kx_pk, &body)) != NP_OK ||
+	    (r = dev_ctl_send(d, s->from, s->pk, s->rt, "np.session.ok",
+	    s->sid, body)) != NP_OK) {
 		np_error_r(r, "session %s: cannot send the reply", s->sid);
 		goto out;
 	}
 	*why = NULL;
  out:
 	json_object_put(body);
-	np_buf_free(pem);
-	np_sshkey_free(k);
-	sodium_memzero(&e, sizeof(e));
 	return r;
 }
 
@@ -707,6 +695,7 @@ sess_new(struct dev *d, const char *from, const uint8_t pk[NP_PK_LEN],
 	snprintf(s->sid, sizeof(s->sid), "%s", q->sid);
 	snprintf(s->from, sizeof(s->from), "%s", from);
 	memcpy(s->pk, pk, NP_PK_LEN);
+	snprintf(s->rt, sizeof(s->rt), "%s", q->rt);
 	snprintf(s->user, sizeof(s->user), "%s", q->user);
 	snprintf(s->device, sizeof(s->device), "%s", q->device);
 	snprintf(s->sr_host, sizeof(s->sr_host), "%s", q->sr.host);
@@ -753,7 +742,7 @@ dev_sess_start(struct dev *d, const char *from, const uint8_t pk[NP_PK_LEN],
 	/* Connections first (sshd refusing at once is known before the
 	 * reply), then the key, then the reply. */
 	if ((r = sess_connect(s, q, why)) != NP_OK ||
-	    (r = sess_reply(s, why)) != NP_OK) {
+	    (r = sess_reply(s, q, why)) != NP_OK) {
 		key_remove(s);
 		sess_free(s);
 		return r;

@@ -68,6 +68,7 @@ struct np_cpc {
 	char *fp;
 	char *id;
 	char *token;
+	char *monitor_tag;
 	struct np_key *key;
 	int timeout_ms;
 	int reconnect;
@@ -127,6 +128,7 @@ cpc_destroy(struct np_cpc *c)
 	free(c->port);
 	free(c->fp);
 	free(c->id);
+	free(c->monitor_tag);
 	if (c->token != NULL) {
 		sodium_memzero(c->token, strlen(c->token));
 		free(c->token);
@@ -263,6 +265,9 @@ np_cpc_new(struct np_ev *ev, const struct np_cpc_conf *conf,
 	if (conf->id != NULL && !np_ident_valid(conf->id)) {
 		return NP_ERR_INVALID;
 	}
+	if (conf->monitor_tag != NULL && !np_tag_valid(conf->monitor_tag)) {
+		return NP_ERR_INVALID;
+	}
 	if (np_crypto_init() != NP_OK) {
 		return NP_ERR_CRYPTO;
 	}
@@ -279,6 +284,7 @@ np_cpc_new(struct np_ev *ev, const struct np_cpc_conf *conf,
 	c->id = dup_or_null(conf->id != NULL ? conf->id :
 	    np_key_name(conf->key), &bad);
 	c->token = dup_or_null(conf->token, &bad);
+	c->monitor_tag = dup_or_null(conf->monitor_tag, &bad);
 	c->timeout_ms = conf->connect_timeout_ms > 0 ?
 	    conf->connect_timeout_ms : CPC_DEFAULT_TIMEOUT_MS;
 	c->reconnect = conf->reconnect;
@@ -712,14 +718,15 @@ np_cpc_lookup(struct np_cpc *c, const char *id, np_cpc_req_cb *cb,
 }
 
 int
-np_cpc_send(struct np_cpc *c, const char *to, const char *mid, long ttl,
-    const uint8_t *box, size_t len, np_cpc_req_cb *cb, void *arg,
-    uint32_t *rid)
+np_cpc_send_tag(struct np_cpc *c, const char *to, const char *mid,
+    long ttl, const char *tag, const uint8_t *box, size_t len,
+    np_cpc_req_cb *cb, void *arg, uint32_t *rid)
 {
 	struct json_object *o;
 	int r = NP_ERR_ALLOC;
 
-	if (!np_ident_valid(to) || mid == NULL || ttl < 1 || ttl > 604800) {
+	if (!np_ident_valid(to) || mid == NULL || ttl < 1 || ttl > 604800 ||
+	    (tag != NULL && !np_tag_valid(tag))) {
 		return NP_ERR_INVALID;
 	}
 	if (len == 0 || len > CPC_BOX_MAX) {
@@ -728,10 +735,36 @@ np_cpc_send(struct np_cpc *c, const char *to, const char *mid, long ttl,
 	if ((o = msg_new("send")) != NULL &&
 	    (r = json_add_str(o, "to", to)) == NP_OK &&
 	    (r = json_add_str(o, "mid", mid)) == NP_OK &&
-	    (r = json_add_int(o, "ttl", ttl)) == NP_OK) {
-		r = json_add_b64(o, "box", box, len);
+	    (r = json_add_int(o, "ttl", ttl)) == NP_OK &&
+	    (r = json_add_b64(o, "box", box, len)) == NP_OK && tag != NULL) {
+		r = json_add_str(o, "tag", tag);
 	}
 	return cpc_send_obj(c, o, r, REQ_USER, cb, arg, rid);
+}
+
+int
+np_cpc_send(struct np_cpc *c, const char *to, const char *mid, long ttl,
+    const uint8_t *box, size_t len, np_cpc_req_cb *cb, void *arg,
+    uint32_t *rid)
+{
+	return np_cpc_send_tag(c, to, mid, ttl, NULL, box, len, cb, arg, rid);
+}
+
+/* A monitor request, with the configured tag. */
+static struct json_object *
+monitor_msg(const struct np_cpc *c)
+{
+	struct json_object *o;
+
+	if ((o = msg_new("monitor")) == NULL) {
+		return NULL;
+	}
+	if (c->monitor_tag != NULL &&
+	    json_add_str(o, "tag", c->monitor_tag) != NP_OK) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
 }
 
 int
@@ -763,7 +796,7 @@ np_cpc_monitor(struct np_cpc *c, np_cpc_req_cb *cb, void *arg)
 	if (c->state != CPC_UP) {
 		return NP_OK;
 	}
-	return cpc_send_obj(c, msg_new("monitor"), NP_OK,
+	return cpc_send_obj(c, monitor_msg(c), NP_OK,
 	    cb != NULL ? REQ_USER : REQ_MONITOR_AUTO, cb, arg, NULL);
 }
 
@@ -949,6 +982,7 @@ cpc_on_push(struct np_cpc *c, struct json_object *obj)
 	}
 	m.box = c->boxbuf;
 	m.box_len = n;
+	m.tag = np_msg_str(obj, "tag");
 	if (c->msg_cb != NULL) {
 		c->msg_cb(c, &m, c->msg_arg);
 	}
@@ -1053,7 +1087,7 @@ cpc_on_welcome(struct np_cpc *c, struct json_object *obj)
 		    (uint64_t)c->keepalive_ms, cpc_ka_timer_cb, c);
 	}
 	if (c->monitoring) {
-		cpc_send_obj(c, msg_new("monitor"), NP_OK, REQ_MONITOR_AUTO,
+		cpc_send_obj(c, monitor_msg(c), NP_OK, REQ_MONITOR_AUTO,
 		    NULL, NULL, NULL);
 	}
 	if (c->state_cb != NULL) {
@@ -1624,6 +1658,24 @@ np_cpc_send_sync(struct np_cpc *c, const char *to, const char *mid,
 }
 
 int
+np_cpc_send_tag_sync(struct np_cpc *c, const char *to, const char *mid,
+    long ttl, const char *tag, const uint8_t *box, size_t len,
+    int timeout_ms)
+{
+	struct np_cpc_waiter w;
+	uint32_t rid = 0;
+	int r;
+
+	memset(&w, 0, sizeof(w));
+	if ((r = np_cpc_send_tag(c, to, mid, ttl, tag, box, len,
+	    np_cpc_waiter_cb, &w, &rid)) == NP_OK) {
+		r = cpc_finish(c, &w, rid, timeout_ms);
+	}
+	np_cpc_waiter_clear(&w);
+	return r;
+}
+
+int
 np_cpc_rotate_sync(struct np_cpc *c, const uint8_t new_pk[NP_PK_LEN],
     const uint8_t sig[NP_SIG_LEN], const uint8_t nsig[NP_SIG_LEN],
     int timeout_ms)
@@ -1668,7 +1720,7 @@ np_cpc_monitor_sync(struct np_cpc *c, int timeout_ms)
 
 	memset(&w, 0, sizeof(w));
 	c->monitoring = 1;
-	if ((o = msg_new("monitor")) == NULL) {
+	if ((o = monitor_msg(c)) == NULL) {
 		return NP_ERR_ALLOC;
 	}
 	r = cpc_request_kind(c, o, REQ_USER, np_cpc_waiter_cb, &w, &rid);

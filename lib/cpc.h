@@ -58,6 +58,8 @@ struct np_cpc_conf {
 	int backoff_min_ms;	 /* 0: NP_CPC_BACKOFF_MIN_MS */
 	int backoff_max_ms;	 /* 0: NP_CPC_BACKOFF_MAX_MS */
 	int keepalive_ms;	 /* >0: ping this often, drop if unanswered */
+	const char *monitor_tag; /* NULL: monitor untagged; else the tag
+				  * (np_tag_valid) sent on every monitor */
 };
 
 /* Connection state changes: up = 1 after welcome; up = 0 with the reason
@@ -74,6 +76,7 @@ struct np_cpc_push {
 	int64_t ts;	  /* server's receive time, ms */
 	const uint8_t *box;
 	size_t box_len;
+	const char *tag;  /* the box's tag, NULL when it had none */
 };
 typedef void np_cpc_msg_cb(struct np_cpc *c, const struct np_cpc_push *m,
     void *arg);
@@ -123,12 +126,19 @@ int np_cpc_lookup(struct np_cpc *c, const char *id, np_cpc_req_cb *cb,
 int np_cpc_send(struct np_cpc *c, const char *to, const char *mid,
     long ttl, const uint8_t *box, size_t len, np_cpc_req_cb *cb, void *arg,
     uint32_t *rid);
+/* np_cpc_send with a tag (NULL: untagged; else np_tag_valid or
+ * NP_ERR_INVALID): the server pushes the box only to the recipient's
+ * connections monitoring with that tag. */
+int np_cpc_send_tag(struct np_cpc *c, const char *to, const char *mid,
+    long ttl, const char *tag, const uint8_t *box, size_t len,
+    np_cpc_req_cb *cb, void *arg, uint32_t *rid);
 int np_cpc_ping(struct np_cpc *c, np_cpc_req_cb *cb, void *arg,
     uint32_t *rid);
 int np_cpc_rotate(struct np_cpc *c, const uint8_t new_pk[NP_PK_LEN],
     const uint8_t sig[NP_SIG_LEN], const uint8_t nsig[NP_SIG_LEN],
     np_cpc_req_cb *cb, void *arg, uint32_t *rid);
-/* Start monitoring; re-issued after every reconnect.  cb (may be NULL)
+/* Start monitoring (with conf->monitor_tag, if any); re-issued after
+ * every reconnect.  cb (may be NULL)
  * gets the answer to this first monitor request only.  If not connected
  * yet, monitoring begins on the next welcome and cb is not called. */
 int np_cpc_monitor(struct np_cpc *c, np_cpc_req_cb *cb, void *arg);
@@ -186,6 +196,9 @@ int np_cpc_lookup_sync(struct np_cpc *c, const char *id, int timeout_ms,
     struct np_cpc_lookup_res *out);
 int np_cpc_send_sync(struct np_cpc *c, const char *to, const char *mid,
     long ttl, const uint8_t *box, size_t len, int timeout_ms);
+int np_cpc_send_tag_sync(struct np_cpc *c, const char *to, const char *mid,
+    long ttl, const char *tag, const uint8_t *box, size_t len,
+    int timeout_ms);
 int np_cpc_rotate_sync(struct np_cpc *c, const uint8_t new_pk[NP_PK_LEN],
     const uint8_t sig[NP_SIG_LEN], const uint8_t nsig[NP_SIG_LEN],
     int timeout_ms);

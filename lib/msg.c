@@ -21,6 +21,7 @@ enum kind {
 	K_TOKEN, /* 1..128 printable ASCII */
 	K_TEXT,	 /* 0..512 bytes of text */
 	K_ROT,	 /* rotation chain */
+	K_TAG,	 /* 1..32 of [a-z0-9] */
 };
 
 struct member {
@@ -53,6 +54,7 @@ struct msgtype {
 #define M_ID(key, req) { key, K_IDENT, req, 0, 0 }
 #define M_PK(req) { "pk", K_B64, req, 32, 32 }
 #define M_SIG(key) { key, K_B64, REQ, 64, 64 }
+#define M_TAG { "tag", K_TAG, OPT, 1, NP_TAG_MAX }
 
 static const struct msgtype msgtypes[] = {
 	{ "hello", NP_MSG_TO_CLIENT, {
@@ -94,9 +96,11 @@ static const struct msgtype msgtypes[] = {
 		{ "mid", K_MID, REQ, 0, 0 },
 		{ "ttl", K_INT, REQ, 1, TTL_MAX },
 		{ "box", K_B64, REQ, 1, BOX_MAX },
+		M_TAG,
 	} },
 	{ "monitor", NP_MSG_TO_SERVER, {
 		M_RID(REQ),
+		M_TAG,
 	} },
 	{ "ping", NP_MSG_TO_SERVER, {
 		M_RID(REQ),
@@ -113,6 +117,7 @@ static const struct msgtype msgtypes[] = {
 		{ "mid", K_MID, REQ, 0, 0 },
 		{ "ts", K_INT, REQ, 0, TS_MAX },
 		{ "box", K_B64, REQ, 1, BOX_MAX },
+		M_TAG,
 	} },
 	{ "ack", NP_MSG_TO_SERVER, {
 		{ "seq", K_INT, REQ, 1, TS_MAX },
@@ -228,6 +233,39 @@ check_token(const char *s, size_t len)
 	return NP_OK;
 }
 
+static int
+check_tag(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > NP_TAG_MAX)
+		return NP_ERR_INVALID;
+	for (i = 0; i < len; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'z')))
+			return NP_ERR_INVALID;
+	}
+	return NP_OK;
+}
+
+int
+np_tag_valid(const char *s)
+{
+	if (s == NULL)
+		return 0;
+	return check_tag(s, strnlen(s, NP_TAG_MAX + 1)) == NP_OK;
+}
+
+void
+np_tag_new(char out[NP_TAG_MAX + 1])
+{
+	uint8_t r[NP_TAG_MAX / 2];
+
+	(void)np_crypto_init(); /* idempotent; randombytes needs it */
+	randombytes_buf(r, sizeof(r));
+	sodium_bin2hex(out, NP_TAG_MAX + 1, r, sizeof(r));
+}
+
 static int check_value(const struct member *m, struct json_object *v);
 
 /* An object with exactly the members of list[0..n), all required. */
@@ -310,6 +348,8 @@ check_value(const struct member *m, struct json_object *v)
 		return check_token(s, len);
 	case K_TEXT:
 		return len <= (size_t)m->max ? NP_OK : NP_ERR_INVALID;
+	case K_TAG:
+		return check_tag(s, len);
 	default:
 		return NP_ERR_INTERNAL;
 	}

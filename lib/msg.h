@@ -33,4 +33,12 @@ int np_msg_int(struct json_object *obj, const char *key, int64_t *v);
 int np_msg_b64(struct json_object *obj, const char *key, uint8_t *out,
     size_t max, size_t *n);
 
+/* Reply tags (docs/PROTOCOL.md, "tag" on send / monitor / msg). */
+#define NP_TAG_MAX 32
+/* 1 when s is a tag: 1..NP_TAG_MAX characters [a-z0-9]; 0 otherwise
+ * (NULL included). */
+int np_tag_valid(const char *s);
+/* A fresh random tag: 16 random bytes as 32 lowercase hex digits. */
+void np_tag_new(char out[NP_TAG_MAX + 1]);
+
 #endif

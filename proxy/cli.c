@@ -218,9 +218,9 @@ cli_connect_err(struct np_cpc *c, int r, const char *host,
 	}
 }
 
-int
-cli_connect(struct np_cli *cli, struct np_key *key, const char *token,
-    const char *host, const char *port, const char *fp,
+static int
+cli_connect_ex(struct np_cli *cli, struct np_key *key, const char *token,
+    const char *host, const char *port, const char *fp, const char *tag,
     struct np_cpc **out)
 {
 	struct np_cpc_conf conf;
@@ -248,6 +248,7 @@ cli_connect(struct np_cli *cli, struct np_key *key, const char *token,
 	conf.fingerprint = fp;
 	conf.key = key;
 	conf.token = token;
+	conf.monitor_tag = tag;
 	conf.connect_timeout_ms = cli_timeout_ms(cli);
 	if ((r = np_cpc_new(cli->ev, &conf, &c)) != NP_OK) {
 		cli_err("cannot set up the connection: %s", np_strerror(r));
@@ -263,6 +264,21 @@ cli_connect(struct np_cli *cli, struct np_key *key, const char *token,
 	    np_key_name(key));
 	*out = c;
 	return NP_OK;
+}
+
+int
+cli_connect(struct np_cli *cli, struct np_key *key, const char *token,
+    const char *host, const char *port, const char *fp,
+    struct np_cpc **out)
+{
+	return cli_connect_ex(cli, key, token, host, port, fp, NULL, out);
+}
+
+int
+cli_connect_tag(struct np_cli *cli, struct np_key *key, const char *tag,
+    struct np_cpc **out)
+{
+	return cli_connect_ex(cli, key, NULL, NULL, NULL, NULL, tag, out);
 }
 
 void

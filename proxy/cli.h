@@ -76,6 +76,10 @@ int cli_load_key(struct np_cli *cli, struct np_key **out);
 int cli_connect(struct np_cli *cli, struct np_key *key, const char *token,
     const char *host, const char *port, const char *fp,
     struct np_cpc **out);
+/* cli_connect to the configured server, monitoring (once monitor is
+ * asked for) only boxes sent with tag (NULL: untagged ones). */
+int cli_connect_tag(struct np_cli *cli, struct np_key *key, const char *tag,
+    struct np_cpc **out);
 /* The wait for one request, in ms. */
 int cli_timeout_ms(const struct np_cli *cli);
 /* Print an error for a failed request: "np: what: reason (detail)". */

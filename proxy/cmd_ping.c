@@ -99,12 +99,15 @@ ping_send(struct np_sctx *x, const struct np_target *t,
 	if ((body = json_object_new_object()) == NULL) {
 		return r;
 	}
-	if ((v = json_object_new_string(t->device)) != NULL &&
-	    json_object_object_add(body, "device", v) == 0) {
+	if ((v = json_object_new_string(t->device)) == NULL ||
+	    json_object_object_add(body, "device", v) != 0) {
+		json_object_put(v);
+	} else if ((v = json_object_new_string(x->tag)) == NULL ||
+	    json_object_object_add(body, "rt", v) != 0) {
+		json_object_put(v);
+	} else {
 		r = np_sctx_send(x, t->ident, pk, "np.ping", pw->nonce, body,
 		    w, rid);
-	} else {
-		json_object_put(v);
 	}
 	json_object_put(body);
 	return r;

@@ -4,11 +4,8 @@
  * rendezvous socket until both directions end.  Nothing but relayed bytes
  * ever goes to stdout; messages go to stderr.
  */
-#include <sys/inotify.h>
-
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -102,67 +99,6 @@ np_session_relay(struct np_cli *cli, const char *host, struct np_relay_end a,
 	return 0;
 }
 
-/* Removes the session key file once ssh has read it (see session.h). */
-struct key_watch {
-	struct np_cli *cli;
-	struct np_session *s;
-	int fd;
-};
-
-static void
-key_watch_stop(struct key_watch *kw)
-{
-	if (kw->fd >= 0) {
-		np_ev_del(kw->cli->ev, kw->fd);
-		close(kw->fd);
-		kw->fd = -1;
-	}
-	(void)np_keyfile_forget(kw->cli->cfg.key_dir, kw->s->keyfile,
-	    &kw->s->key_id);
-}
-
-static void
-key_read_cb(struct np_ev *ev, int fd, uint32_t events, void *arg)
-{
-	struct key_watch *kw = arg;
-	char buf[4096];
-
-	while (read(fd, buf, sizeof(buf)) > 0) {
-		continue;
-	}
-	key_watch_stop(kw);
-	cli_step(kw->cli, "ssh has read the session key: file removed");
-}
-
-/*
- * ssh ends its ProxyCommand with SIGHUP when it exits: take the key file
- * away (if ssh never read it, it must not greet the next ssh), then go.
- */
-static void
-proxy_signal_cb(struct np_ev *ev, int signo, void *arg)
-{
-	struct key_watch *kw = arg;
-
-	key_watch_stop(kw);
-	_exit(NP_EXIT_FAIL);
-}
-
-/* Best effort: without inotify the file goes at exit. */
-static void
-key_watch_start(struct key_watch *kw)
-{
-	kw->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (kw->fd < 0) {
-		return;
-	}
-	if (inotify_add_watch(kw->fd, kw->s->keyfile, IN_CLOSE_NOWRITE) < 0 ||
-	    np_ev_add(kw->cli->ev, kw->fd, NP_EV_READ, key_read_cb, kw) !=
-	    NP_OK) {
-		close(kw->fd);
-		kw->fd = -1;
-	}
-}
-
 /* Check ssh's %h %p %r; prints the reason. */
 static int
 proxy_args(struct np_cli *cli, char **argv, struct np_target *t,
@@ -191,7 +127,6 @@ int
 cmd_proxy(struct np_cli *cli, int argc, char **argv)
 {
 	struct np_relay_end a = { 0, 1 }, b;
-	struct key_watch kw;
 	struct np_session s;
 	struct np_target t;
 	uint16_t port;
@@ -212,21 +147,9 @@ cmd_proxy(struct np_cli *cli, int argc, char **argv)
 	}
 	cli_step(cli, "%s: device '%s' of %s, user %s, port %u", t.host,
 	    t.device, t.ident, argv[3], (unsigned)port);
-	memset(&s, 0, sizeof(s));
-	kw.cli = cli;
-	kw.s = &s;
-	kw.fd = -1;
-	if (np_ev_signal_add(cli->ev, SIGHUP, proxy_signal_cb, &kw) != NP_OK ||
-	    np_ev_signal_add(cli->ev, SIGTERM, proxy_signal_cb, &kw) !=
-	    NP_OK || np_ev_signal_add(cli->ev, SIGINT, proxy_signal_cb, &kw) !=
-	    NP_OK) {
-		cli_err("cannot handle signals");
-		return NP_EXIT_FAIL;
-	}
 	if (np_session_setup(cli, &t, argv[3], port, port, &s) != NP_OK) {
 		return NP_EXIT_FAIL;
 	}
-	key_watch_start(&kw);
 	if (set_nonblock(0, &fl0) != 0 || set_nonblock(1, &fl1) != 0) {
 		cli_err("cannot make stdin/stdout non-blocking: %s",
 		    strerror(errno));
@@ -237,7 +160,6 @@ cmd_proxy(struct np_cli *cli, int argc, char **argv)
 		rc = NP_EXIT_OK;
 	}
  out:
-	key_watch_stop(&kw);
 	restore_flags(0, fl0);
 	restore_flags(1, fl1);
 	close(s.fd);

@@ -394,7 +394,5 @@ cmd_ssh(struct np_cli *cli, int argc, char **argv)
 	}
 	rc = ssh_run(cli, &o, &t, o.user, &s);
 	close(s.fd);
-	/* The session is over: its key is of no further use. */
-	(void)np_keyfile_forget(cli->cfg.key_dir, s.keyfile, &s.key_id);
 	return rc;
 }

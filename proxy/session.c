@@ -31,9 +31,6 @@
 #include "srproto.h"
 #include "sshkey.h"
 
-#define SRD_LOCK_FRESH_MS 120000 /* a recorded seq older than this: ignored */
-#define SRD_LOCK_LINE_MAX 512
-
 /* ---------------- names ---------------- */
 
 static int
@@ -309,118 +306,189 @@ private_dir(const char *dir)
 	return NP_OK;
 }
 
-int
-np_keyfile_write(const char *dir, const char *user, const char *host,
-    const uint8_t *pem, size_t len, char *path, size_t pathlen)
-{
-	return np_keyfile_write_id(dir, user, host, pem, len, path, pathlen,
-	    NULL);
-}
-
-/* The lock that orders key-file writes and removals in dir. */
+/* dir/USER@HOST into path, the names checked. */
 static int
-keydir_lock(const char *dir)
+keyfile_path(const char *dir, const char *user, const char *host,
+    char *path, size_t pathlen)
 {
-	char lp[PATH_MAX];
 	int n;
 
-	n = snprintf(lp, sizeof(lp), "%s/.keys", dir);
-	if (n < 0 || (size_t)n >= sizeof(lp)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return lock_file(lp, 0);
-}
-
-int
-np_keyfile_write_id(const char *dir, const char *user, const char *host,
-    const uint8_t *pem, size_t len, char *path, size_t pathlen,
-    struct np_keyfile_id *id)
-{
-	struct stat st;
-	int n, r, fd = -1;
-
-	if (!np_user_valid(user) || strchr(host, '/') != NULL ||
-	    host[0] == '\0' || host[0] == '.') {
+	if (dir == NULL || dir[0] == '\0' || user == NULL ||
+	    !np_user_valid(user) || host == NULL || host[0] == '\0' ||
+	    host[0] == '.' || strchr(host, '/') != NULL) {
 		return NP_ERR_INVALID;
 	}
 	n = snprintf(path, pathlen, "%s/%s@%s", dir, user, host);
 	if (n < 0 || (size_t)n >= pathlen) {
 		return NP_ERR_TOO_BIG;
 	}
-	if ((r = private_dir(dir)) != NP_OK) {
-		return r;
+	return NP_OK;
+}
+
+/*
+ * Read and parse an existing key file: NP_ERR_NOT_FOUND when there is
+ * none, NP_ERR_PERM when it is unsafe, NP_ERR_INVALID when it is not an
+ * unencrypted OpenSSH Ed25519 private key.
+ */
+static int
+keyfile_read(const char *path, struct np_sshkey **out)
+{
+	struct np_buf *b = NULL;
+	struct stat st;
+	uint8_t *dst;
+	size_t want;
+	ssize_t n;
+	int fd, r;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		return errno == ENOENT ? NP_ERR_NOT_FOUND : errno == ELOOP ||
+		    errno == EACCES || errno == EPERM ? NP_ERR_PERM :
+		    NP_ERR_SYSTEM;
 	}
-	if ((fd = keydir_lock(dir)) < 0) {
-		return NP_ERR_SYSTEM;
+	if (fstat(fd, &st) != 0) {
+		r = NP_ERR_SYSTEM;
+		goto out;
 	}
-	r = np_file_write_atomic(path, pem, len, 1);
-	if (r == NP_OK && id != NULL) {
-		if (lstat(path, &st) != 0) {
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 077) != 0) {
+		r = NP_ERR_PERM;
+		goto out;
+	}
+	if (st.st_size <= 0 || st.st_size > NP_SSHKEY_PRIV_MAX) {
+		r = NP_ERR_INVALID;
+		goto out;
+	}
+	if ((b = np_buf_new_secure(NP_SSHKEY_PRIV_MAX + 1)) == NULL) {
+		r = NP_ERR_ALLOC;
+		goto out;
+	}
+	for (;;) {
+		if ((want = np_buf_avail(b)) == 0) {
+			r = NP_ERR_INVALID; /* grew past the cap */
+			goto out;
+		}
+		if ((r = np_buf_reserve(b, want, &dst)) != NP_OK) {
+			goto out;
+		}
+		n = read(fd, dst, want);
+		(void)np_buf_unreserve(b, n > 0 ? want - (size_t)n : want);
+		if (n < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n < 0) {
 			r = NP_ERR_SYSTEM;
-		} else {
-			id->dev = st.st_dev;
-			id->ino = st.st_ino;
+			goto out;
+		}
+		if (n == 0) {
+			break;
 		}
 	}
+	r = np_sshkey_parse_private(np_buf_ptr(b), np_buf_len(b), out) ==
+	    NP_OK ? NP_OK : NP_ERR_INVALID;
+ out:
+	np_buf_free(b); /* wipes */
 	close(fd);
 	return r;
 }
 
-int
-np_keyfile_forget(const char *dir, const char *path,
-    struct np_keyfile_id *id)
+/* Make a key and link it into place: NP_ERR_EXISTS when another was
+ * there first (then nothing is changed). */
+static int
+keyfile_create(const char *path, const char *user, const char *host,
+    struct np_sshkey **out)
 {
-	struct stat st;
-	int fd, r = NP_OK;
+	struct np_sshkey *k = NULL;
+	struct np_buf *pem = NULL;
+	char comment[NP_SSHKEY_COMMENT_MAX + 1];
+	int n, r;
 
-	if (path == NULL || path[0] == '\0' || id == NULL || id->ino == 0) {
-		return NP_OK;
+	n = snprintf(comment, sizeof(comment), "noports %s@%s", user, host);
+	if (n < 0 || (size_t)n >= sizeof(comment)) {
+		snprintf(comment, sizeof(comment), "noports");
 	}
-	if ((fd = keydir_lock(dir)) < 0) {
-		r = NP_ERR_SYSTEM;
-	} else {
-		if (lstat(path, &st) == 0 && st.st_dev == id->dev &&
-		    st.st_ino == id->ino && unlink(path) != 0) {
-			r = NP_ERR_SYSTEM;
+	if ((r = np_sshkey_generate(&k)) != NP_OK) {
+		return r;
+	}
+	if ((pem = np_buf_new_secure(NP_SSHKEY_PRIV_MAX)) == NULL) {
+		r = NP_ERR_ALLOC;
+		goto out;
+	}
+	if ((r = np_sshkey_private_pem(k, comment, pem)) != NP_OK ||
+	    (r = np_file_write_atomic(path, np_buf_ptr(pem), np_buf_len(pem),
+	    0)) != NP_OK) {
+		goto out;
+	}
+	*out = k;
+	k = NULL;
+ out:
+	np_buf_free(pem); /* wipes */
+	np_sshkey_free(k);
+	return r;
+}
+
+#define KEYFILE_TRIES 4 /* made and removed by someone else meanwhile */
+
+int
+np_keyfile_get(const char *dir, const char *user, const char *host,
+    char *path, size_t pathlen, struct np_sshkey **out, int *created)
+{
+	int r, i;
+
+	*out = NULL;
+	if (created != NULL) {
+		*created = 0;
+	}
+	if ((r = np_crypto_init()) != NP_OK ||
+	    (r = keyfile_path(dir, user, host, path, pathlen)) != NP_OK ||
+	    (r = private_dir(dir)) != NP_OK) {
+		return r;
+	}
+	for (i = 0; i < KEYFILE_TRIES; i++) {
+		if ((r = keyfile_read(path, out)) != NP_ERR_NOT_FOUND) {
+			return r;
 		}
-		close(fd);
-	}
-	id->ino = 0;
-	if (id->lock_fd >= 0) {
-		close(id->lock_fd); /* the next session may write now */
-		id->lock_fd = -1;
+		r = keyfile_create(path, user, host, out);
+		if (r != NP_ERR_EXISTS) {
+			if (r == NP_OK && created != NULL) {
+				*created = 1;
+			}
+			return r;
+		}
+		/* another process won the race: take its key */
 	}
 	return r;
 }
 
-/* Claim USER@HOST's key path (see np_session_setup); the lock fd. */
-static int
-keyfile_claim(struct np_sctx *x, const char *user, const char *host,
-    int *fdp)
+int
+np_keyfile_publine(const char *dir, const char *user, const char *host,
+    char *path, size_t pathlen, char *pub, size_t publen, int *created)
 {
-	char path[PATH_MAX];
-	const char *dir = x->cli->cfg.key_dir;
-	int n, r;
+	struct np_sshkey *k = NULL;
+	struct np_buf *b = NULL;
+	int r;
 
-	*fdp = -1;
-	n = snprintf(path, sizeof(path), "%s/%s@%s", dir, user, host);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		return NP_ERR_TOO_BIG;
-	}
-	if ((r = private_dir(dir)) != NP_OK) {
+	if ((r = np_keyfile_get(dir, user, host, path, pathlen, &k,
+	    created)) != NP_OK) {
 		return r;
 	}
-	while ((*fdp = lock_file(path, 1)) < 0) {
-		if (errno != EWOULDBLOCK) {
-			return NP_ERR_SYSTEM;
-		}
-		if (np_sctx_left_ms(x) == 0) {
-			return NP_ERR_TIMEOUT;
-		}
-		(void)np_ev_run_once(x->cli->ev, 5);
+	if ((b = np_buf_new(NP_SSHPUB_LINE_MAX)) == NULL) {
+		r = NP_ERR_ALLOC;
+		goto out;
 	}
-	return NP_OK;
+	if ((r = np_sshkey_public_line(k, NULL, b)) != NP_OK) {
+		goto out;
+	}
+	if (np_buf_len(b) >= publen) {
+		r = NP_ERR_TOO_BIG;
+		goto out;
+	}
+	memcpy(pub, np_buf_ptr(b), np_buf_len(b));
+	pub[np_buf_len(b)] = '\0';
+ out:
+	np_sshkey_free(k); /* wipes the secret half */
+	np_buf_free(b);
+	return r;
 }
 
 /* ---------------- np.session.ok ---------------- */
@@ -468,36 +536,6 @@ ok_hostkeys(struct json_object *a, struct np_session_ok *ok)
 	return r;
 }
 
-static int
-ok_key(struct json_object *v, struct np_session_ok *ok)
-{
-	struct np_sshkey *k = NULL;
-	const char *s;
-	size_t n;
-	int r;
-
-	if (!json_object_is_type(v, json_type_string) ||
-	    (s = json_object_get_string(v)) == NULL ||
-	    (n = (size_t)json_object_get_string_len(v)) == 0 ||
-	    n > NP_SSHKEY_PRIV_MAX) {
-		return NP_ERR_PROTO;
-	}
-	if (np_sshkey_parse_private((const uint8_t *)s, n, &k) != NP_OK) {
-		return NP_ERR_PROTO;
-	}
-	np_sshkey_free(k);
-	if ((ok->key = np_buf_new_secure(NP_SSHKEY_PRIV_MAX + 1)) == NULL) {
-		return NP_ERR_ALLOC;
-	}
-	if ((r = np_buf_put(ok->key, s, n)) != NP_OK) {
-		return r;
-	}
-	if (s[n - 1] != '\n') {
-		return np_buf_put_u8(ok->key, '\n');
-	}
-	return NP_OK;
-}
-
 int
 np_session_ok_parse(struct json_object *body, const char *sid,
     struct np_session_ok *ok)
@@ -526,11 +564,6 @@ np_session_ok_parse(struct json_object *body, const char *sid,
 	    sizeof(ok->kx)) != NP_OK) {
 		goto out;
 	}
-	if (!json_object_object_get_ex(body, "key", &v) ||
-	    (r = ok_key(v, ok)) != NP_OK) {
-		r = r == NP_ERR_ALLOC ? r : NP_ERR_PROTO;
-		goto out;
-	}
 	if (!json_object_object_get_ex(body, "hostkeys", &v) ||
 	    (r = ok_hostkeys(v, ok)) != NP_OK) {
 		r = r == NP_ERR_ALLOC ? r : NP_ERR_PROTO;
@@ -552,7 +585,6 @@ np_session_ok_clear(struct np_session_ok *ok)
 	if (ok == NULL) {
 		return;
 	}
-	np_buf_free(ok->key);
 	for (i = 0; i < ok->nhostkeys; i++) {
 		free(ok->hostkeys[i]);
 	}
@@ -567,6 +599,9 @@ sctx_push(struct np_cpc *c, const struct np_cpc_push *m, void *arg)
 	struct np_sctx *x = arg;
 	struct np_push *p;
 
+	if (m->tag == NULL || strcmp(m->tag, x->tag) != 0) {
+		return; /* not for us (the server routes by tag): left alone */
+	}
 	if (m->box_len > NP_BOX_MAX || strlen(m->from) > NP_IDENT_MAX ||
 	    strlen(m->mid) > NP_MID_LEN ||
 	    x->qbytes + m->box_len > NP_PUSH_BYTES_MAX) {
@@ -637,8 +672,9 @@ np_sctx_open(struct np_cli *cli, uint64_t deadline, long timeout_s,
 	if ((r = cli_load_key(cli, &x->key)) != NP_OK) {
 		goto fail;
 	}
+	np_tag_new(x->tag);
 	cli->timeout_override_ms = now < deadline ? (int)(deadline - now) : 1;
-	r = cli_connect(cli, x->key, NULL, NULL, NULL, NULL, &x->c);
+	r = cli_connect_tag(cli, x->key, x->tag, &x->c);
 	if (r != NP_OK) {
 		goto fail;
 	}
@@ -812,7 +848,12 @@ np_sctx_send(struct np_sctx *x, const char *to,
 	return r;
 }
 
-/* One queued box: NP_ERR_AGAIN to keep waiting, else match's verdict. */
+/*
+ * One queued box: NP_ERR_AGAIN to keep waiting, else match's verdict.
+ * It came on our tag, so it is for this process or for nobody: acked in
+ * every case (a box that fails to open, or answers something else, is
+ * dropped).
+ */
 static int
 sctx_offer(struct np_sctx *x, const struct np_push *p, const char *from,
     const uint8_t from_pk[NP_PK_LEN], np_sctx_match_fn *match, void *arg)
@@ -821,22 +862,17 @@ sctx_offer(struct np_sctx *x, const struct np_push *p, const char *from,
 	int r;
 
 	if (strcmp(p->from, from) != 0) {
-		return NP_ERR_AGAIN; /* someone else's: never acked here */
-	}
-	r = np_box_open(x->key, from_pk, p->from, p->mid, p->box, p->len,
-	    np_now_real_ms(), x->rc, &m);
-	if (r == NP_ERR_REPLAY) {
-		return NP_ERR_AGAIN;
-	}
-	if (r != NP_OK) {
+		np_debug("dropped box %s from %s (waiting for %s)", p->mid,
+		    p->from, from);
+		r = NP_ERR_AGAIN;
+	} else if ((r = np_box_open(x->key, from_pk, p->from, p->mid,
+	    p->box, p->len, np_now_real_ms(), x->rc, &m)) != NP_OK) {
 		np_debug_r(r, "dropped box %s from %s", p->mid, p->from);
-		(void)np_cpc_ack(x->c, p->seq); /* garbage for anyone */
-		return NP_ERR_AGAIN;
+		r = NP_ERR_AGAIN;
+	} else {
+		r = match(x, p, m, arg);
 	}
-	r = match(x, p, m, arg);
-	if (r != NP_ERR_AGAIN) {
-		(void)np_cpc_ack(x->c, p->seq);
-	}
+	(void)np_cpc_ack(x->c, p->seq);
 	np_box_msg_free(m);
 	return r;
 }
@@ -878,81 +914,10 @@ np_sctx_wait(struct np_sctx *x, const char *from,
 /* ---------------- the rendezvous ---------------- */
 
 struct srd_wait {
-	const char *me;		/* our identity */
-	const char *server;	/* host:port, ties a seq to its server */
-	int64_t last_seq;	/* boxes up to this were somebody's */
-	int64_t recorded;	/* last_seq as read from the lock file */
 	struct np_sr_session *s;
 	char why[256];
 	int refused;
 };
-
-/*
- * srd.session boxes say nothing about the srd.open they answer, and every
- * np process of one identity sees every box.  So the srd.open -> srd.session
- * exchange runs under a lock (KeyDir/.rendezvous.lock) and the lock file
- * records the seq of the last srd.session taken: a later holder takes only
- * newer ones.
- */
-static int
-srd_lock(struct np_sctx *x, const char *dir, struct srd_wait *sw, int *fdp)
-{
-	char path[PATH_MAX], line[SRD_LOCK_LINE_MAX], id[128], srv[300];
-	long long seq, ms;
-	ssize_t n;
-	int fd, r;
-
-	*fdp = -1;
-	if ((r = private_dir(dir)) != NP_OK) {
-		cli_err("%s: %s", dir, np_strerror(r));
-		return r;
-	}
-	n = snprintf(path, sizeof(path), "%s/.rendezvous", dir);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		cli_err("KeyDir too long");
-		return NP_ERR_TOO_BIG;
-	}
-	while ((fd = lock_file(path, 1)) < 0) {
-		if (errno != EWOULDBLOCK) {
-			cli_err("%s.lock: %s", path, strerror(errno));
-			return NP_ERR_SYSTEM;
-		}
-		if (np_sctx_left_ms(x) == 0) {
-			return NP_ERR_TIMEOUT;
-		}
-		(void)np_ev_run_once(x->cli->ev, 5);
-	}
-	n = pread(fd, line, sizeof(line) - 1, 0);
-	line[n > 0 ? n : 0] = '\0';
-	if (sscanf(line, "%127s %299s %lld %lld", id, srv, &seq, &ms) == 4 &&
-	    strcmp(id, sw->me) == 0 && strcmp(srv, sw->server) == 0 &&
-	    ms + SRD_LOCK_FRESH_MS > np_now_real_ms()) {
-		sw->last_seq = sw->recorded = seq;
-	}
-	*fdp = fd;
-	return NP_OK;
-}
-
-static void
-srd_unlock(int fd, const struct srd_wait *sw)
-{
-	int64_t seq = sw->last_seq;
-	char line[SRD_LOCK_LINE_MAX];
-	int n;
-
-	if (fd < 0) {
-		return;
-	}
-	if (seq > sw->recorded) {
-		n = snprintf(line, sizeof(line), "%s %s %lld %lld\n", sw->me,
-		    sw->server, (long long)seq, (long long)np_now_real_ms());
-		if (n > 0 && (size_t)n < sizeof(line) &&
-		    ftruncate(fd, 0) == 0) {
-			(void)!pwrite(fd, line, (size_t)n, 0);
-		}
-	}
-	close(fd);
-}
 
 static int
 srd_match(struct np_sctx *x, const struct np_push *p,
@@ -961,16 +926,12 @@ srd_match(struct np_sctx *x, const struct np_push *p,
 	struct srd_wait *sw = arg;
 	struct json_object *v;
 
-	if (p->seq <= sw->last_seq) {
-		return NP_ERR_AGAIN; /* taken by an earlier np */
-	}
 	if (strcmp(m->type, "srd.error") == 0) {
 		snprintf(sw->why, sizeof(sw->why), "%s",
 		    json_object_object_get_ex(m->body, "reason", &v) &&
 		    json_object_is_type(v, json_type_string) ?
 		    json_object_get_string(v) : "(no reason given)");
 		sw->refused = 1;
-		sw->last_seq = p->seq;
 		return NP_ERR_AUTH;
 	}
 	if (strcmp(m->type, "srd.session") != 0) {
@@ -979,14 +940,11 @@ srd_match(struct np_sctx *x, const struct np_push *p,
 	if (np_sr_session_from_json(m->body, sw->s) != NP_OK ||
 	    strcmp(m->session, sw->s->sid) != 0) {
 		snprintf(sw->why, sizeof(sw->why), "malformed srd.session");
-		sw->last_seq = p->seq;
 		return NP_ERR_PROTO;
 	}
-	sw->last_seq = p->seq;
 	if (sw->s->deadline_ms <= np_now_real_ms() + 1000) {
 		sodium_memzero(sw->s, sizeof(*sw->s));
-		(void)np_cpc_ack(x->c, p->seq); /* a dead leftover */
-		return NP_ERR_AGAIN;
+		return NP_ERR_AGAIN; /* too late to use: wait for another */
 	}
 	return NP_OK;
 }
@@ -1015,39 +973,48 @@ srd_fail(struct np_sctx *x, const struct np_target *t, const char *sr,
 	}
 }
 
+/* A body holding only {"rt": tag}. */
+static struct json_object *
+rt_body(const char *tag)
+{
+	struct json_object *o = json_object_new_object(), *v;
+
+	if (o == NULL || (v = json_object_new_string(tag)) == NULL) {
+		json_object_put(o);
+		return NULL;
+	}
+	if (json_object_object_add(o, "rt", v) != 0) {
+		json_object_put(v);
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
 static int
 srd_open(struct np_sctx *x, const struct np_target *t, const char *sr,
     const uint8_t sr_pk[NP_PK_LEN], struct np_sr_session *s)
 {
+	struct json_object *body;
 	struct np_cpc_waiter w;
 	struct srd_wait sw;
-	char server[300];
 	uint32_t rid = 0;
-	int fd = -1, r, send_failed = 0;
+	int r, send_failed = 0;
 
 	memset(&w, 0, sizeof(w));
 	memset(&sw, 0, sizeof(sw));
-	snprintf(server, sizeof(server), "%s:%s", x->cli->cfg.server.host,
-	    x->cli->cfg.server.port != NULL ? x->cli->cfg.server.port :
-	    NP_CPC_DEFAULT_PORT);
-	sw.me = np_key_name(x->key);
-	sw.server = server;
 	sw.s = s;
-	if ((r = srd_lock(x, x->cli->cfg.key_dir, &sw, &fd)) != NP_OK) {
-		if (r == NP_ERR_TIMEOUT) {
-			cli_err("%s: timed out waiting for other np sessions "
-			    "to get their rendezvous", t->host);
-		}
-		return r;
+	if ((body = rt_body(x->tag)) == NULL) {
+		cli_err("out of memory");
+		return NP_ERR_ALLOC;
 	}
-	if ((r = np_sctx_send(x, sr, sr_pk, "srd.open", NULL, NULL, &w,
+	if ((r = np_sctx_send(x, sr, sr_pk, "srd.open", NULL, body, &w,
 	    &rid)) != NP_OK) {
 		send_failed = 1;
 	} else {
 		r = np_sctx_wait(x, sr, sr_pk, srd_match, &sw, &w,
 		    &send_failed);
 	}
-	srd_unlock(fd, &sw);
 	if (r != NP_OK) {
 		srd_fail(x, t, sr, r, send_failed, &sw, &w);
 	}
@@ -1055,6 +1022,7 @@ srd_open(struct np_sctx *x, const struct np_target *t, const char *sr,
 		np_cpc_cancel(x->c, rid);
 	}
 	np_cpc_waiter_clear(&w);
+	json_object_put(body);
 	return r;
 }
 
@@ -1111,8 +1079,8 @@ json_put(struct json_object *o, const char *k, struct json_object *v)
 /* The np.session.req body; holds the device token (wiped on free). */
 static int
 req_body(const struct np_target *t, const char *user, uint16_t port,
-    const struct np_sr_session *s, const uint8_t kx[32],
-    struct json_object **out)
+    const struct np_sr_session *s, const char *pubkey, const char *tag,
+    const uint8_t kx[32], struct json_object **out)
 {
 	struct json_object *o = NULL, *all = NULL, *dev = NULL;
 	char b64[NP_PK_B64_MAX];
@@ -1136,7 +1104,9 @@ req_body(const struct np_target *t, const char *user, uint16_t port,
 	    json_put(o, "user", json_object_new_string(user)) != NP_OK ||
 	    json_put(o, "port", json_object_new_int(port)) != NP_OK ||
 	    json_put(o, "sr", json_object_get(dev)) != NP_OK ||
-	    json_put(o, "kx", json_object_new_string(b64)) != NP_OK) {
+	    json_put(o, "pubkey", json_object_new_string(pubkey)) != NP_OK ||
+	    json_put(o, "kx", json_object_new_string(b64)) != NP_OK ||
+	    json_put(o, "rt", json_object_new_string(tag)) != NP_OK) {
 		goto out;
 	}
 	*out = o;
@@ -1173,7 +1143,7 @@ dev_fail(struct np_sctx *x, const struct np_target *t, int r,
 
 static int
 dev_request(struct np_sctx *x, const struct np_target *t, const char *user,
-    uint16_t port, const struct np_sr_session *s,
+    uint16_t port, const struct np_sr_session *s, const char *pubkey,
     const uint8_t dev_pk[NP_PK_LEN], struct np_session_ok *ok)
 {
 	struct json_object *body = NULL;
@@ -1193,7 +1163,8 @@ dev_request(struct np_sctx *x, const struct np_target *t, const char *user,
 	}
 	/* The relay-encryption secret (issue 6) is not used yet. */
 	if (crypto_kx_keypair(kx_pk, kx_sk) != 0 ||
-	    (r = req_body(t, user, port, s, kx_pk, &body)) != NP_OK) {
+	    (r = req_body(t, user, port, s, pubkey, x->tag, kx_pk,
+	    &body)) != NP_OK) {
 		cli_err("%s: cannot build the session request", t->host);
 		r = NP_ERR_INTERNAL;
 		goto out;
@@ -1221,34 +1192,13 @@ dev_request(struct np_sctx *x, const struct np_target *t, const char *user,
 /* ---------------- the whole set-up ---------------- */
 
 static int
-write_files(struct np_sctx *x, const struct np_target *t, const char *user,
+write_known_hosts(struct np_sctx *x, const struct np_target *t,
     uint16_t kh_port, const struct np_session_ok *ok,
     struct np_session *out)
 {
 	struct np_cli *cli = x->cli;
-	int r, lfd = -1;
+	int r;
 
-	if (cli->cfg.key_dir == NULL || cli->cfg.known_hosts == NULL) {
-		cli_err("no KeyDir / KnownHosts (HOME is not set)");
-		return NP_ERR_CONF;
-	}
-	if ((r = keyfile_claim(x, user, t->host, &lfd)) != NP_OK) {
-		cli_err("%s: %s", t->host, r == NP_ERR_TIMEOUT ?
-		    "timed out waiting for other sessions to this host and "
-		    "user to pick up their keys" : np_strerror(r));
-		return r;
-	}
-	r = np_keyfile_write_id(cli->cfg.key_dir, user, t->host,
-	    np_buf_ptr(ok->key), np_buf_len(ok->key), out->keyfile,
-	    sizeof(out->keyfile), &out->key_id);
-	if (r != NP_OK) {
-		close(lfd);
-		cli_err("%s/%s@%s: cannot write the session key: %s",
-		    cli->cfg.key_dir, user, t->host, np_strerror(r));
-		return r;
-	}
-	out->key_id.lock_fd = lfd;
-	cli_step(cli, "wrote %s", out->keyfile);
 	if ((r = np_kh_name(t->host, kh_port, out->kh_name,
 	    sizeof(out->kh_name))) != NP_OK ||
 	    (r = np_kh_update(cli->cfg.known_hosts, out->kh_name,
@@ -1287,6 +1237,54 @@ sr_join(struct np_sctx *x, const struct np_target *t,
 	return r;
 }
 
+/* Say why the key file cannot be used. */
+static void
+keyfile_err(const struct np_cli *cli, const char *user,
+    const struct np_target *t, const char *path, int r)
+{
+	const char *dir = cli->cfg.key_dir;
+	struct stat st;
+
+	if (r == NP_ERR_PERM && (lstat(dir, &st) != 0 ||
+	    !S_ISDIR(st.st_mode) || st.st_uid != geteuid())) {
+		cli_err("%s: KeyDir %s is not a directory of yours", t->host,
+		    dir);
+	} else if (r == NP_ERR_PERM) {
+		cli_err("%s: refusing the session key file %s: not a regular "
+		    "file of yours with mode 0600 (remove it and np makes a "
+		    "new one)", t->host, path);
+	} else if (r == NP_ERR_INVALID && path[0] != '\0') {
+		cli_err("%s: %s is not an unencrypted OpenSSH Ed25519 private "
+		    "key (remove it and np makes a new one)", t->host, path);
+	} else {
+		cli_err("%s: session key %s/%s@%s: %s", t->host, dir, user,
+		    t->host, np_strerror(r));
+	}
+}
+
+/* The key for USER@HOST (made when missing): its public line in pub. */
+static int
+session_key(struct np_cli *cli, const struct np_target *t,
+    const char *user, struct np_session *out, char *pub, size_t publen)
+{
+	int r, created = 0;
+
+	if (cli->cfg.key_dir == NULL || cli->cfg.known_hosts == NULL) {
+		cli_err("no KeyDir / KnownHosts (HOME is not set)");
+		return NP_ERR_CONF;
+	}
+	out->keyfile[0] = '\0';
+	if ((r = np_keyfile_publine(cli->cfg.key_dir, user, t->host,
+	    out->keyfile, sizeof(out->keyfile), pub, publen, &created)) !=
+	    NP_OK) {
+		keyfile_err(cli, user, t, out->keyfile, r);
+		return r;
+	}
+	cli_step(cli, "%s session key %s", created ? "made" : "using",
+	    out->keyfile);
+	return NP_OK;
+}
+
 int
 np_session_setup(struct np_cli *cli, const struct np_target *t,
     const char *user, uint16_t port, uint16_t kh_port,
@@ -1297,6 +1295,7 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 	struct np_session_ok ok;
 	const char *ids[2];
 	uint8_t pks[2][NP_PK_LEN];
+	char pub[NP_SSHKEY_B64_LEN + sizeof(NP_SSHKEY_ED25519) + 1];
 	long to = cli->cfg.session_timeout > 0 ? cli->cfg.session_timeout :
 	    NP_CONFIG_DEFAULT_SESSION_TIMEOUT;
 	int r;
@@ -1305,12 +1304,14 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 	memset(&ok, 0, sizeof(ok));
 	memset(&s, 0, sizeof(s));
 	out->fd = -1;
-	out->key_id.lock_fd = -1;
 	if (cli->cfg.rendezvous == NULL) {
 		cli_err("no Rendezvous configured (set 'Rendezvous @sr' in "
 		    "%s)", cli->config_path != NULL ? cli->config_path :
 		    "the config");
 		return NP_ERR_CONF;
+	}
+	if ((r = session_key(cli, t, user, out, pub, sizeof(pub))) != NP_OK) {
+		return r;
 	}
 	if ((r = np_sctx_open(cli, np_now_mono_ms() + (uint64_t)to * 1000,
 	    to, &x)) != NP_OK) {
@@ -1326,24 +1327,20 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 		goto out;
 	}
 	cli_step(cli, "relay granted: session %s", s.sid);
-	if ((r = dev_request(x, t, user, port, &s, pks[0], &ok)) != NP_OK) {
+	if ((r = dev_request(x, t, user, port, &s, pub, pks[0], &ok)) !=
+	    NP_OK) {
 		goto out;
 	}
-	cli_step(cli, "device answered: key for %s until %lld, %zu host "
-	    "key(s)", user, (long long)ok.expires, ok.nhostkeys);
-	if ((r = write_files(x, t, user, kh_port, &ok, out)) != NP_OK) {
+	cli_step(cli, "device answered: key authorized for %s until %lld, "
+	    "%zu host key(s)", user, (long long)ok.expires, ok.nhostkeys);
+	if ((r = write_known_hosts(x, t, kh_port, &ok, out)) != NP_OK) {
 		goto out;
 	}
-	np_session_ok_clear(&ok); /* the key is in its file; wipe it here */
 	if ((r = sr_join(x, t, &s, &out->fd)) != NP_OK) {
 		goto out;
 	}
 	cli_step(cli, "relay joined");
  out:
-	if (r != NP_OK) {
-		(void)np_keyfile_forget(cli->cfg.key_dir, out->keyfile,
-		    &out->key_id);
-	}
 	np_session_ok_clear(&ok);
 	sodium_memzero(&s, sizeof(s));
 	np_sctx_free(x);

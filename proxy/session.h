@@ -21,8 +21,10 @@
 #include "cpc.h"
 #include "ident.h"
 #include "key.h"
+#include "msg.h"
 #include "relay.h"
 #include "spool.h"
+#include "sshkey.h"
 
 #define NP_HOSTNAME_MAX 253
 #define NP_NOPORTS_SUFFIX ".noports"
@@ -71,43 +73,37 @@ int np_kh_rewrite(const uint8_t *old, size_t len, const char *name,
 int np_kh_update(const char *path, const char *name, char *const *keys,
     size_t nkeys);
 /*
- * Write a session private key to dir/USER@HOST (0600, temp + rename),
- * creating dir (0700) when missing; the full path goes to path.
+ * The client's session key for USER@HOST: dir/USER@HOST, the snippet's
+ * IdentityFile (docs/ARCHITECTURE.md, "Departures").  dir is created
+ * (0700) when missing; the full path goes to path.
  *
- * The file must not outlive its use: ssh loads the public half of every
- * IdentityFile that exists when it starts, offers that key first and then
- * insists that the private key it reads at authentication matches it.  A
- * key left from an earlier session would make the next ssh fail; with no
- * file at its start, ssh reads the private key only when it authenticates
- * (after the proxy has written it).  So np proxy removes the file as soon
- * as ssh has read it, and at exit (np_keyfile_forget).  Writes and
- * removals in dir are serialised by a lock (dir/.keys.lock) and a removal
- * touches only the file this process wrote (same inode).
+ * An existing file is used as it is: it must be a regular file (no
+ * symlink) owned by the euid, mode without group/other bits, at most
+ * NP_SSHKEY_PRIV_MAX bytes, holding an unencrypted OpenSSH Ed25519
+ * private key; otherwise NP_ERR_PERM (unsafe) or NP_ERR_INVALID (not
+ * such a key) and the file is left alone.  A missing file is created
+ * with a fresh key: written to a temp file, then link()ed into place, so
+ * of several processes creating it at once exactly one wins and the
+ * others read the winner's key.  The file is never replaced or removed
+ * here: ssh may already have read its public half.  *created (may be
+ * NULL) tells whether this call made it.  On NP_OK *out holds the key
+ * (secret half in secure memory; np_sshkey_free wipes it).
  */
-struct np_keyfile_id {
-	dev_t dev;
-	ino_t ino;   /* 0: nothing written */
-	int lock_fd; /* the USER@HOST claim (see np_session_setup), or -1 */
-};
-int np_keyfile_write(const char *dir, const char *user, const char *host,
-    const uint8_t *pem, size_t len, char *path, size_t pathlen);
-int np_keyfile_write_id(const char *dir, const char *user, const char *host,
-    const uint8_t *pem, size_t len, char *path, size_t pathlen,
-    struct np_keyfile_id *id);
-/* Remove path if it is still the file described by id; give up the
- * claim on USER@HOST (id->lock_fd).  Idempotent. */
-int np_keyfile_forget(const char *dir, const char *path,
-    struct np_keyfile_id *id);
+int np_keyfile_get(const char *dir, const char *user, const char *host,
+    char *path, size_t pathlen, struct np_sshkey **out, int *created);
+/* The same, giving only the public line "ssh-ed25519 BASE64" (no
+ * comment, NUL-terminated) in pub; the private key is wiped at once. */
+int np_keyfile_publine(const char *dir, const char *user, const char *host,
+    char *path, size_t pathlen, char *pub, size_t publen, int *created);
 
 /* The body of an np.session.ok box. */
 struct np_session_ok {
-	struct np_buf *key; /* OpenSSH private key text, secure memory */
 	int64_t expires;
 	char *hostkeys[NP_HOSTKEYS_MAX]; /* "TYPE BASE64" each */
 	size_t nhostkeys;
 	uint8_t kx[32];
 };
-/* Parse and check (key, host keys) an np.session.ok body for sid. */
+/* Parse and check (host keys, kx) an np.session.ok body for sid. */
 int np_session_ok_parse(struct json_object *body, const char *sid,
     struct np_session_ok *ok);
 void np_session_ok_clear(struct np_session_ok *ok);
@@ -125,6 +121,7 @@ struct np_push {
 
 struct np_sctx {
 	struct np_cli *cli;
+	char tag[NP_TAG_MAX + 1];  /* our reply tag ("rt"), monitored */
 	struct np_key *key;
 	struct np_cpc *c;
 	struct np_replay *rc;
@@ -135,15 +132,17 @@ struct np_sctx {
 	long timeout_s;	   /* for messages */
 };
 
-/* Load the identity key, connect and authenticate before deadline, keep
- * the pushed boxes.  Prints the error. */
+/* Load the identity key, make a fresh reply tag (x->tag), connect and
+ * authenticate before deadline, keep the pushed boxes.  Prints the
+ * error. */
 int np_sctx_open(struct np_cli *cli, uint64_t deadline, long timeout_s,
     struct np_sctx **out);
 /* Stop the connection (flushing acks) and free everything. */
 void np_sctx_free(struct np_sctx *x);
 int np_sctx_left_ms(const struct np_sctx *x);
 /*
- * Start monitoring and look up ids[0..n) at once, then check (and pin on
+ * Start monitoring (with x->tag: only replies tagged for this process
+ * come) and look up ids[0..n) at once, then check (and pin on
  * first use) each key under a lock on KnownIdentities.  Prints the error.
  */
 int np_sctx_lookup(struct np_sctx *x, const char *const *ids, size_t n,
@@ -153,9 +152,9 @@ int np_sctx_send(struct np_sctx *x, const char *to,
     const uint8_t to_pk[NP_PK_LEN], const char *type, const char *session,
     struct json_object *body, struct np_cpc_waiter *w, uint32_t *rid);
 /*
- * Decide about one opened box from the peer: NP_ERR_AGAIN: not ours
- * (left un-acked); NP_OK: ours, done; other: ours, a failure.  Ours are
- * acked.
+ * Decide about one opened box from the peer: NP_ERR_AGAIN: not the
+ * answer (dropped); NP_OK: the answer; other: the answer, a failure.
+ * Every box that comes on our tag is acked: nobody else will take it.
  */
 typedef int np_sctx_match_fn(struct np_sctx *x, const struct np_push *p,
     const struct np_box_msg *m, void *arg);
@@ -173,23 +172,18 @@ int np_sctx_wait(struct np_sctx *x, const char *from,
 struct np_session {
 	int fd;			    /* joined to the device at the SR */
 	char keyfile[PATH_MAX];	    /* the session key ssh should use */
-	struct np_keyfile_id key_id; /* the file as written */
 	char kh_name[NP_KH_NAME_MAX]; /* its known_hosts name */
 	int64_t expires;	    /* the key's expiry, Unix seconds */
 };
 
 /*
- * Everything between "ssh ran us" and "bytes can flow": control plane,
- * pins, rendezvous, device request, key file, known_hosts (under the name
- * for kh_port), data-plane connection.  Prints ONE line on failure.
- * out->fd is non-blocking and close-on-exec.
- *
- * Sessions for one USER@HOST share one key path, so the key file is
- * claimed (an exclusive flock on KeyDir/USER@HOST.lock) from before it is
- * written until ssh has read it or the session ends
- * (np_keyfile_forget): an ssh cannot authenticate before its own proxy
- * has joined the relay, which comes after the write, so each ssh reads its
- * own key.  Concurrent set-ups wait for the claim within SessionTimeout.
+ * Everything between "ssh ran us" and "bytes can flow": the session key
+ * file (np_keyfile_publine: made when missing, never replaced), control
+ * plane, pins, rendezvous, device request carrying the key's public
+ * half, known_hosts (under the name for kh_port), data-plane connection.
+ * Prints ONE line on failure.  out->fd is non-blocking and close-on-exec.
+ * Concurrent set-ups (even to one USER@HOST) need no turns: they share
+ * the key, and each gets only its own replies (reply tags).
  */
 int np_session_setup(struct np_cli *cli, const struct np_target *t,
     const char *user, uint16_t port, uint16_t kh_port,

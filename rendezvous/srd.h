@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "ident.h"
+#include "msg.h"
 #include "srproto.h"
 
 #define SRD_VERSION "0.1.0"
@@ -32,6 +33,7 @@
 #define SRD_DEFAULT_MAX_PENDING 4096
 #define SRD_DEFAULT_MAX_PENDING_SRC 64
 #define SRD_REPLY_TTL 30 /* seconds, srd.session / srd.error boxes */
+#define SRD_TAG_MAX NP_TAG_MAX /* reply tag "rt": [a-z0-9]{1,32} */
 
 /* ---- srd.conf ---- */
 
@@ -250,6 +252,22 @@ void srd_data_stop_relays(struct srd *d);
 void srd_data_free(struct srd *d);
 
 /* Control plane (srd_ctl.c). */
+
+/* A parsed srd.open body. */
+struct srd_open {
+	char rt[SRD_TAG_MAX + 1];    /* reply tag; "" = untagged reply */
+	char peer[NP_IDENT_MAX + 1]; /* "" when not given */
+};
+
+/*
+ * Parse an srd.open body (docs/PROTOCOL.md, "Rendezvous"): an object with
+ * at most the members "rt" (a tag, [a-z0-9]{1,32}) and "peer" (an
+ * identity), both optional; NULL counts as {}.  Strict: any other member,
+ * or a member of the wrong type or form, is NP_ERR_INVALID.  Even then
+ * o->rt holds the rt when that member itself is valid, so the refusal can
+ * be tagged.  Pure.
+ */
+int srd_open_parse(struct json_object *body, struct srd_open *o);
 int srd_ctl_start(struct srd *d);
 void srd_ctl_stop(struct srd *d);
 void srd_ctl_free(struct srd *d);

@@ -10,6 +10,11 @@
  * box that does not decrypt with a key not looked up lately triggers one
  * fresh lookup (the sender may have rotated its key).  Each box is acked
  * after its reply has been queued, or when it is refused.
+ *
+ * Replies (srd.session, srd.error) are sent with the srd.open's reply tag
+ * "rt" (docs/PROTOCOL.md, "tag"), so they reach the one client process
+ * that asked; an srd.open without rt gets an untagged reply.  After
+ * SIGTERM nothing is answered: the control-plane connection is closed.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +32,7 @@
 #include "ident.h"
 #include "key.h"
 #include "log.h"
+#include "msg.h"
 #include "pin.h"
 #include "srd.h"
 #include "srproto.h"
@@ -289,9 +295,9 @@ send_cb(struct np_cpc *c, const struct np_cpc_result *res, void *arg)
 	}
 }
 
-/* Seal body as type for p and send it. */
+/* Seal body as type for p and send it tagged rt ("": untagged). */
 static int
-ctl_send(struct srd *d, struct srd_peer *p, const char *type,
+ctl_send(struct srd *d, struct srd_peer *p, const char *rt, const char *type,
     const char *session, struct json_object *body)
 {
 	char mid[NP_MID_LEN + 1];
@@ -304,15 +310,17 @@ ctl_send(struct srd *d, struct srd_peer *p, const char *type,
 	r = np_box_seal(d->key, p->pk, p->id, type, session, body,
 	    SRD_REPLY_TTL, np_now_real_ms(), NULL, box, mid);
 	if (r == NP_OK) {
-		r = np_cpc_send(d->cpc, p->id, mid, SRD_REPLY_TTL,
-		    np_buf_ptr(box), np_buf_len(box), send_cb, NULL, NULL);
+		r = np_cpc_send_tag(d->cpc, p->id, mid, SRD_REPLY_TTL,
+		    *rt != '\0' ? rt : NULL, np_buf_ptr(box), np_buf_len(box),
+		    send_cb, NULL, NULL);
 	}
 	np_buf_free(box);
 	return r;
 }
 
 static void
-ctl_error(struct srd *d, struct srd_peer *p, const char *reason)
+ctl_error(struct srd *d, struct srd_peer *p, const char *rt,
+    const char *reason)
 {
 	struct json_object *body, *s;
 	int r = NP_ERR_ALLOC;
@@ -320,7 +328,7 @@ ctl_error(struct srd *d, struct srd_peer *p, const char *reason)
 	if ((body = json_object_new_object()) != NULL &&
 	    (s = json_object_new_string(reason)) != NULL) {
 		json_object_object_add(body, "reason", s);
-		r = ctl_send(d, p, "srd.error", NULL, body);
+		r = ctl_send(d, p, rt, "srd.error", NULL, body);
 	}
 	json_object_put(body);
 	if (r != NP_OK) {
@@ -329,8 +337,9 @@ ctl_error(struct srd *d, struct srd_peer *p, const char *reason)
 }
 
 static void
-ctl_session(struct srd *d, struct srd_peer *p, const char *peer)
+ctl_session(struct srd *d, struct srd_peer *p, const struct srd_open *o)
 {
+	const char *peer = o->peer[0] != '\0' ? o->peer : NULL;
 	struct np_sr_session sr;
 	struct json_object *body = NULL;
 	const char *why = NULL;
@@ -339,12 +348,13 @@ ctl_session(struct srd *d, struct srd_peer *p, const char *peer)
 	if ((r = srd_data_open(d, p->id, peer, &sr, &why)) != NP_OK) {
 		np_info("refused a session to %s: %s", p->id,
 		    why != NULL ? why : np_strerror(r));
-		ctl_error(d, p, why != NULL ? why : "internal error");
+		ctl_error(d, p, o->rt, why != NULL ? why : "internal error");
 		return;
 	}
 	if ((r = np_sr_session_to_json(&sr, &body)) == NP_OK) {
+		/* The one call: the body holds the tokens (srproto.h). */
 		np_json_wipe_on_free(body);
-		r = ctl_send(d, p, "srd.session", sr.sid, body);
+		r = ctl_send(d, p, o->rt, "srd.session", sr.sid, body);
 	}
 	json_object_put(body);
 	if (r != NP_OK) {
@@ -357,33 +367,60 @@ ctl_session(struct srd *d, struct srd_peer *p, const char *peer)
 	sodium_memzero(&sr, sizeof(sr));
 }
 
-/* The srd.open body: {} or {"peer":"@name"}.  *peer borrowed from body. */
-static int
-open_body(struct json_object *body, const char **peer)
+/* A string member that fits cap bytes (with its NUL), no NUL inside. */
+static const char *
+open_str(struct json_object *v, size_t cap)
+{
+	const char *s;
+
+	if (!json_object_is_type(v, json_type_string)) {
+		return NULL;
+	}
+	s = json_object_get_string(v);
+	if (s == NULL || (size_t)json_object_get_string_len(v) >= cap ||
+	    strlen(s) != (size_t)json_object_get_string_len(v)) {
+		return NULL;
+	}
+	return s;
+}
+
+int
+srd_open_parse(struct json_object *body, struct srd_open *o)
 {
 	struct json_object *v;
+	const char *s;
+	int r = NP_OK;
 
-	*peer = NULL;
+	memset(o, 0, sizeof(*o));
 	if (body == NULL) {
 		return NP_OK;
 	}
 	if (!json_object_is_type(body, json_type_object)) {
 		return NP_ERR_INVALID;
 	}
-	json_object_object_foreach(body, k, val) {
-		(void)val;
-		if (strcmp(k, "peer") != 0) {
-			return NP_ERR_INVALID;
+	if (json_object_object_get_ex(body, "rt", &v)) {
+		if ((s = open_str(v, sizeof(o->rt))) != NULL &&
+		    np_tag_valid(s)) {
+			snprintf(o->rt, sizeof(o->rt), "%s", s);
+		} else {
+			r = NP_ERR_INVALID;
 		}
 	}
 	if (json_object_object_get_ex(body, "peer", &v)) {
-		if (!json_object_is_type(v, json_type_string) ||
-		    !np_ident_valid(json_object_get_string(v))) {
-			return NP_ERR_INVALID;
+		if ((s = open_str(v, sizeof(o->peer))) != NULL &&
+		    np_ident_valid(s)) {
+			snprintf(o->peer, sizeof(o->peer), "%s", s);
+		} else {
+			r = NP_ERR_INVALID;
 		}
-		*peer = json_object_get_string(v);
 	}
-	return NP_OK;
+	json_object_object_foreach(body, k, val) {
+		(void)val;
+		if (strcmp(k, "rt") != 0 && strcmp(k, "peer") != 0) {
+			r = NP_ERR_INVALID;
+		}
+	}
+	return r;
 }
 
 /* Open a box from p (whose key is known) and answer it. */
@@ -391,7 +428,7 @@ static void
 ctl_handle(struct srd *d, struct srd_peer *p, struct srd_req *q)
 {
 	struct np_box_msg *m = NULL;
-	const char *peer;
+	struct srd_open o;
 	int r;
 
 	r = np_box_open(d->key, p->pk, q->from, q->mid, q->box, q->len,
@@ -416,13 +453,13 @@ ctl_handle(struct srd *d, struct srd_peer *p, struct srd_req *q)
 		    m->type);
 		goto done;
 	}
-	if (open_body(m->body, &peer) != NP_OK) {
+	if (srd_open_parse(m->body, &o) != NP_OK) {
 		np_info("box %s from %s: bad srd.open body", q->mid, q->from);
-		ctl_error(d, p, "bad request");
+		ctl_error(d, p, o.rt, "bad request");
 	} else if (d->stopping) {
-		ctl_error(d, p, "shutting down");
+		ctl_error(d, p, o.rt, "shutting down");
 	} else {
-		ctl_session(d, p, peer);
+		ctl_session(d, p, &o);
 	}
  done:
 	np_box_msg_free(m);

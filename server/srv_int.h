@@ -66,7 +66,8 @@ struct conn {
 	uint8_t pk[NP_STORE_PK_LEN]; /* key it authenticated with */
 	uint8_t nonce[32];
 	uint8_t cb[NP_TLS_CB_LEN];
-	int64_t push_after; /* highest seq pushed */
+	char tag[NP_STORE_TAG_MAX + 1]; /* monitor's tag, "" if none */
+	int64_t push_after; /* highest seq pushed (of its tag) */
 	int64_t *inflight;  /* SRV_INFLIGHT_MAX, when monitoring */
 	size_t ninflight;
 	struct ident *ident;

@@ -397,9 +397,10 @@ req_lookup(struct conn *c, struct json_object *obj, int64_t rid)
 	return send_msg(c, o, r);
 }
 
-/* Push to every monitoring connection of name (after a new box). */
+/* Push to the monitoring connections of name whose tag is tag ("" for
+ * none), after a new box. */
 static void
-route(struct srv *s, const char *name)
+route(struct srv *s, const char *name, const char *tag)
 {
 	struct ident *id;
 	struct conn *c, *next;
@@ -409,7 +410,7 @@ route(struct srv *s, const char *name)
 	}
 	for (c = id->conns; c != NULL; c = next) {
 		next = c->inext;
-		if (c->monitoring) {
+		if (c->monitoring && strcmp(c->tag, tag) == 0) {
 			c->more = 1;
 			srv_proto_pump(c);
 		}
@@ -421,13 +422,15 @@ req_send(struct conn *c, struct json_object *obj, int64_t rid)
 {
 	const struct srv_conf *cf = c->srv->conf;
 	const char *to = np_msg_str(obj, "to"), *mid = np_msg_str(obj, "mid");
+	const char *tag = np_msg_str(obj, "tag");
 	struct np_store_box b;
 	int64_t ttl, dropped = 0, now = np_now_real_ms();
 	int dup = 0, r;
 
 	memset(&b, 0, sizeof(b));
 	if (to == NULL || mid == NULL ||
-	    np_msg_int(obj, "ttl", &ttl) != NP_OK || ttl < 1) {
+	    np_msg_int(obj, "ttl", &ttl) != NP_OK || ttl < 1 ||
+	    (tag != NULL && !np_tag_valid(tag))) {
 		return reply_error(c, rid, "proto", "bad send message");
 	}
 	if (ttl > cf->max_ttl) {
@@ -444,6 +447,7 @@ req_send(struct conn *c, struct json_object *obj, int64_t rid)
 	snprintf(b.recipient, sizeof(b.recipient), "%s", to);
 	snprintf(b.sender, sizeof(b.sender), "%s", c->id);
 	snprintf(b.mid, sizeof(b.mid), "%s", mid);
+	snprintf(b.tag, sizeof(b.tag), "%s", tag != NULL ? tag : "");
 	b.created_ms = now;
 	b.expires_ms = now + ttl * 1000;
 	r = np_store_box_put(c->srv->store, &b, cf->queue_max, &dup, &dropped);
@@ -456,22 +460,38 @@ req_send(struct conn *c, struct json_object *obj, int64_t rid)
 			"box(es)",
 			to, cf->queue_max, (long long)dropped);
 	}
-	np_debug("%s -> %s: mid %s, %zu bytes, ttl %lld%s", c->id, to, mid,
-		 b.box_len, (long long)ttl, dup ? " (duplicate)" : "");
+	np_debug("%s -> %s: mid %s, %zu bytes, ttl %lld%s%s%s", c->id, to,
+		 mid, b.box_len, (long long)ttl, b.tag[0] != '\0' ? ", tag " : "",
+		 b.tag, dup ? " (duplicate)" : "");
 	if ((r = reply_ok(c, rid)) != NP_OK) {
 		return r;
 	}
 	if (!dup) {
-		route(c->srv, to);
+		route(c->srv, to, b.tag);
 	}
 	return NP_OK;
 }
 
+/*
+ * Monitor, with an optional tag: from then on the connection is pushed
+ * only the boxes whose tag equals it (untagged ones when it has none).
+ * Repeating it with the same tag is harmless; another tag is refused.
+ */
 static int
 req_monitor(struct conn *c, struct json_object *obj, int64_t rid)
 {
+	const char *tag = np_msg_str(obj, "tag");
 	int r;
 
+	if (tag == NULL) {
+		tag = "";
+	} else if (!np_tag_valid(tag)) {
+		return reply_error(c, rid, "proto", "bad tag");
+	}
+	if (c->monitoring && strcmp(c->tag, tag) != 0) {
+		return reply_error(c, rid, "proto",
+				   "already monitoring with another tag");
+	}
 	if (!c->monitoring) {
 		c->inflight = calloc(SRV_INFLIGHT_MAX, sizeof(*c->inflight));
 		if (c->inflight == NULL) {
@@ -481,7 +501,9 @@ req_monitor(struct conn *c, struct json_object *obj, int64_t rid)
 		c->monitoring = 1;
 		c->more = 1;
 		c->push_after = 0;
-		np_debug("%s %s: monitoring", c->peer, c->id);
+		snprintf(c->tag, sizeof(c->tag), "%s", tag);
+		np_debug("%s %s: monitoring%s%s", c->peer, c->id,
+			 tag[0] != '\0' ? " with tag " : "", tag);
 	}
 	if ((r = reply_ok(c, rid)) != NP_OK) {
 		return r;
@@ -575,26 +597,51 @@ req_rotate(struct conn *c, struct json_object *obj, int64_t rid)
 	return reply_ok(c, rid);
 }
 
+/* Forget seq in c's window; 1 when it was there. */
+static int
+inflight_drop(struct conn *c, int64_t seq)
+{
+	size_t i;
+
+	for (i = 0; i < c->ninflight; i++) {
+		if (c->inflight[i] == seq) {
+			c->inflight[i] = c->inflight[--c->ninflight];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * An ack deletes the box seq of the identity, whichever of its
+ * connections it was pushed on (or none: an ack for a box of the
+ * identity that this connection never saw is accepted and deletes it
+ * all the same; one for no box is ignored).  Every other connection of
+ * the identity that had seq in flight forgets it and may push on, so a
+ * process that never acks cannot stall another.
+ */
 static int
 do_ack(struct conn *c, struct json_object *obj)
 {
+	struct conn *o, *next;
 	int64_t seq;
-	size_t i;
 	int r;
 
 	if (np_msg_int(obj, "seq", &seq) != NP_OK) {
 		srv_conn_fail(c, "proto", "bad ack");
 		return NP_ERR_PROTO;
 	}
-	for (i = 0; i < c->ninflight; i++) {
-		if (c->inflight[i] == seq) {
-			c->inflight[i] = c->inflight[--c->ninflight];
-			break;
-		}
-	}
+	(void)inflight_drop(c, seq);
 	r = np_store_box_ack(c->srv->store, c->id, seq);
 	if (r != NP_OK && r != NP_ERR_NOT_FOUND) {
 		np_error_r(r, "ack %lld for %s", (long long)seq, c->id);
+	}
+	for (o = c->ident != NULL ? c->ident->conns : NULL; o != NULL;
+	     o = next) {
+		next = o->inext;
+		if (o != c && o->monitoring && inflight_drop(o, seq)) {
+			srv_proto_pump(o);
+		}
 	}
 	srv_proto_pump(c);
 	return NP_OK;
@@ -669,8 +716,10 @@ push_box(struct conn *c, const struct np_store_box *b)
 	if (r == NP_OK && (r = j_int(o, "seq", b->seq)) == NP_OK &&
 	    (r = j_str(o, "from", b->sender)) == NP_OK &&
 	    (r = j_str(o, "mid", b->mid)) == NP_OK &&
-	    (r = j_int(o, "ts", b->created_ms)) == NP_OK) {
-		r = j_b64(o, "box", b->box, b->box_len);
+	    (r = j_int(o, "ts", b->created_ms)) == NP_OK &&
+	    (r = j_b64(o, "box", b->box, b->box_len)) == NP_OK &&
+	    b->tag[0] != '\0') {
+		r = j_str(o, "tag", b->tag);
 	}
 	if (r == NP_OK) {
 		r = srv_conn_send(
@@ -702,8 +751,9 @@ srv_proto_pump(struct conn *c)
 		if (want > SRV_FETCH_BATCH) {
 			want = SRV_FETCH_BATCH;
 		}
-		r = np_store_box_fetch(c->srv->store, c->id, c->push_after,
-				       want, np_now_real_ms(), &v, &n);
+		r = np_store_box_fetch(c->srv->store, c->id, c->tag,
+				       c->push_after, want, np_now_real_ms(),
+				       &v, &n);
 		if (r != NP_OK) {
 			np_error_r(r, "fetching boxes for %s", c->id);
 			srv_conn_fail(c, "internal", "storage error");

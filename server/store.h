@@ -21,6 +21,7 @@
 #define NP_STORE_MID_MAX 32  /* 32 lowercase hex digits */
 #define NP_STORE_BOX_MAX 49152
 #define NP_STORE_FETCH_MAX 256 /* most boxes one fetch returns */
+#define NP_STORE_TAG_MAX 32    /* reply tag: 1..32 of [a-z0-9] */
 
 /* np_store_open() flags */
 #define NP_STORE_CREATE 0x1 /* create a new database (fails if present) */
@@ -43,6 +44,7 @@ struct np_store_box {
 	char recipient[64]; /* "@name" */
 	char sender[64];    /* "@name" */
 	char mid[NP_STORE_MID_MAX + 1];
+	char tag[NP_STORE_TAG_MAX + 1]; /* "" when untagged */
 	uint8_t *box; /* malloc'ed (fetch) or caller's (put) */
 	size_t box_len;
 	int64_t created_ms;
@@ -60,7 +62,8 @@ typedef int np_store_list_cb(const struct np_store_ident *id, void *arg);
 
 /*
  * Open (or with NP_STORE_CREATE create) the database at path.  An
- * existing database must carry a schema version this code knows.
+ * existing database must carry a schema version this code knows; an
+ * older one is migrated in place (version 1 -> 2: boxes gain a tag).
  */
 int np_store_open(const char *path, int flags, struct np_store **out);
 void np_store_close(struct np_store *s); /* NULL is fine */
@@ -100,7 +103,9 @@ int np_store_rot_get(struct np_store *s, const char *name,
 		     struct np_store_rot *out, size_t max, size_t *n);
 
 /*
- * Queue b (recipient, sender, mid, box, created_ms, expires_ms).  The
+ * Queue b (recipient, sender, mid, tag, box, created_ms, expires_ms);
+ * b->tag is "" for an untagged box, otherwise 1..NP_STORE_TAG_MAX of
+ * [a-z0-9] (NP_ERR_INVALID).  The
  * recipient must exist (NP_ERR_NOT_FOUND) and be active
  * (NP_ERR_REVOKED).  A duplicate (recipient, mid) is ignored: *dup = 1
  * and nothing changes.  When the recipient's queue then holds more than
@@ -110,13 +115,14 @@ int np_store_rot_get(struct np_store *s, const char *name,
 int np_store_box_put(struct np_store *s, struct np_store_box *b,
 		     int64_t queue_max, int *dup, int64_t *dropped);
 /*
- * Unexpired boxes for recipient with seq > after, in seq order, at most
- * limit (capped at NP_STORE_FETCH_MAX).  *out is an array of *n boxes
- * to release with np_store_boxes_free().
+ * Unexpired boxes for recipient with seq > after whose tag matches (tag
+ * NULL or "": untagged boxes only; otherwise only boxes with that tag),
+ * in seq order, at most limit (capped at NP_STORE_FETCH_MAX).  *out is
+ * an array of *n boxes to release with np_store_boxes_free().
  */
-int np_store_box_fetch(struct np_store *s, const char *recipient, int64_t after,
-		       size_t limit, int64_t now_ms, struct np_store_box **out,
-		       size_t *n);
+int np_store_box_fetch(struct np_store *s, const char *recipient,
+		       const char *tag, int64_t after, size_t limit,
+		       int64_t now_ms, struct np_store_box **out, size_t *n);
 void np_store_boxes_free(struct np_store_box *v, size_t n);
 /* Delete one box of recipient.  NP_ERR_NOT_FOUND when there was none. */
 int np_store_box_ack(struct np_store *s, const char *recipient, int64_t seq);

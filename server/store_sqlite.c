@@ -17,9 +17,10 @@
 #include "err.h"
 #include "ident.h"
 #include "log.h"
+#include "msg.h"
 #include "store.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_MS 5000
 
 enum st {
@@ -81,14 +82,15 @@ static const char *const st_sql[S_COUNT] = {
     [S_ROT_GET] = "SELECT old_pk, new_pk, sig FROM rotations "
 		  "WHERE name = ?1 ORDER BY idx DESC LIMIT ?2",
     [S_BOX_PUT] = "INSERT INTO boxes (recipient, sender, mid, box, "
-		  "created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) "
+		  "created_ms, expires_ms, tag) "
+		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
 		  "ON CONFLICT (recipient, mid) DO NOTHING",
     [S_BOX_COUNT] = "SELECT count(*) FROM boxes WHERE recipient = ?1",
     [S_BOX_DROP] = "DELETE FROM boxes WHERE seq IN (SELECT seq FROM boxes "
 		   "WHERE recipient = ?1 ORDER BY seq LIMIT ?2)",
-    [S_BOX_FETCH] = "SELECT seq, sender, mid, box, created_ms, expires_ms "
-		    "FROM boxes WHERE recipient = ?1 AND seq > ?2 "
-		    "AND expires_ms > ?3 ORDER BY seq LIMIT ?4",
+    [S_BOX_FETCH] = "SELECT seq, sender, mid, box, created_ms, expires_ms, "
+		    "tag FROM boxes WHERE recipient = ?1 AND tag IS ?5 "
+		    "AND seq > ?2 AND expires_ms > ?3 ORDER BY seq LIMIT ?4",
     [S_BOX_ACK] = "DELETE FROM boxes WHERE recipient = ?1 AND seq = ?2",
     [S_BOX_DEL_RCPT] = "DELETE FROM boxes WHERE recipient = ?1",
     [S_BOX_EXPIRE] = "DELETE FROM boxes WHERE expires_ms <= ?1",
@@ -127,9 +129,17 @@ static const char store_schema[] =
     " box BLOB NOT NULL,"
     " created_ms INTEGER NOT NULL,"
     " expires_ms INTEGER NOT NULL,"
+    " tag TEXT,"
     " UNIQUE (recipient, mid));"
     "CREATE INDEX boxes_recipient_seq ON boxes (recipient, seq);"
+    "CREATE INDEX boxes_recipient_tag_seq ON boxes (recipient, tag, seq);"
     "CREATE INDEX boxes_expires ON boxes (expires_ms);";
+
+/* Version 1 -> 2: boxes gain a reply tag (NULL: untagged). */
+static const char store_migrate_2[] =
+    "ALTER TABLE boxes ADD COLUMN tag TEXT;"
+    "CREATE INDEX boxes_recipient_tag_seq ON boxes (recipient, tag, seq);"
+    "INSERT INTO schema_version VALUES (2);";
 
 struct np_store {
 	sqlite3 *db;
@@ -342,6 +352,48 @@ schema_create(struct np_store *s)
 }
 
 static int
+schema_version(struct np_store *s, int64_t *v)
+{
+	int found, r;
+
+	*v = 0;
+	if ((r = query_i64(s, "SELECT max(version) FROM schema_version", v,
+			   &found)) != NP_OK) {
+		return r;
+	}
+	if (!found) {
+		*v = 0;
+	}
+	return NP_OK;
+}
+
+/* Bring an older schema up to date, in one transaction (another process
+ * may be doing the same: the version is re-read under the lock). */
+static int
+schema_migrate(struct np_store *s)
+{
+	int64_t v;
+	int r;
+
+	if ((r = schema_version(s, &v)) != NP_OK ||
+	    v >= STORE_SCHEMA_VERSION || v < 1) {
+		return r;
+	}
+	if ((r = exec_sql(s, "BEGIN IMMEDIATE")) != NP_OK) {
+		return r;
+	}
+	if ((r = schema_version(s, &v)) == NP_OK && v == 1) {
+		np_info("migrating the database schema from version 1 to 2");
+		r = exec_sql(s, store_migrate_2);
+	}
+	if (r != NP_OK) {
+		(void)exec_sql(s, "ROLLBACK");
+		return r;
+	}
+	return exec_sql(s, "COMMIT");
+}
+
+static int
 schema_check(struct np_store *s)
 {
 	int64_t v = 0;
@@ -358,11 +410,11 @@ schema_check(struct np_store *s)
 		np_error("database has no schema_version table");
 		return NP_ERR_INVALID;
 	}
-	if ((r = query_i64(s, "SELECT max(version) FROM schema_version", &v,
-			   &found)) != NP_OK) {
+	if ((r = schema_migrate(s)) != NP_OK ||
+	    (r = schema_version(s, &v)) != NP_OK) {
 		return r;
 	}
-	if (!found || v != STORE_SCHEMA_VERSION) {
+	if (v != STORE_SCHEMA_VERSION) {
 		np_error("database schema version %lld, expected %d",
 			 (long long)v, STORE_SCHEMA_VERSION);
 		return NP_ERR_INVALID;
@@ -866,7 +918,8 @@ box_insert(struct np_store *s, struct np_store_box *b, int *dup)
 	    (r = bind_text(st, 3, b->mid)) != NP_OK ||
 	    (r = bind_blob(st, 4, b->box, b->box_len)) != NP_OK ||
 	    (r = bind_i64(st, 5, b->created_ms)) != NP_OK ||
-	    (r = bind_i64(st, 6, b->expires_ms)) != NP_OK) {
+	    (r = bind_i64(st, 6, b->expires_ms)) != NP_OK ||
+	    (b->tag[0] != '\0' && (r = bind_text(st, 7, b->tag)) != NP_OK)) {
 		st_done(st);
 		return r;
 	}
@@ -944,6 +997,9 @@ box_check(const struct np_store_box *b)
 			return NP_ERR_INVALID;
 		}
 	}
+	if (b->tag[0] != '\0' && !np_tag_valid(b->tag)) {
+		return NP_ERR_INVALID;
+	}
 	if (b->box == NULL || b->box_len == 0) {
 		return NP_ERR_INVALID;
 	}
@@ -1008,13 +1064,18 @@ box_row(sqlite3_stmt *st, const char *recipient, struct np_store_box *b)
 	memcpy(b->box, p, b->box_len);
 	b->created_ms = sqlite3_column_int64(st, 4);
 	b->expires_ms = sqlite3_column_int64(st, 5);
+	if (sqlite3_column_type(st, 6) != SQLITE_NULL &&
+	    ((r = col_text(st, 6, b->tag, sizeof(b->tag))) != NP_OK ||
+	     !np_tag_valid(b->tag))) {
+		return NP_ERR_INVALID;
+	}
 	return NP_OK;
 }
 
 int
-np_store_box_fetch(struct np_store *s, const char *recipient, int64_t after,
-		   size_t limit, int64_t now_ms, struct np_store_box **out,
-		   size_t *n)
+np_store_box_fetch(struct np_store *s, const char *recipient, const char *tag,
+		   int64_t after, size_t limit, int64_t now_ms,
+		   struct np_store_box **out, size_t *n)
 {
 	sqlite3_stmt *st = NULL;
 	struct np_store_box *v = NULL;
@@ -1025,6 +1086,12 @@ np_store_box_fetch(struct np_store *s, const char *recipient, int64_t after,
 	*n = 0;
 	if ((r = name_ok(recipient)) != NP_OK) {
 		return r;
+	}
+	if (tag != NULL && tag[0] == '\0') {
+		tag = NULL;
+	}
+	if (tag != NULL && !np_tag_valid(tag)) {
+		return NP_ERR_INVALID;
 	}
 	if (limit > NP_STORE_FETCH_MAX) {
 		limit = NP_STORE_FETCH_MAX;
@@ -1042,7 +1109,8 @@ np_store_box_fetch(struct np_store *s, const char *recipient, int64_t after,
 	if ((r = bind_text(st, 1, recipient)) != NP_OK ||
 	    (r = bind_i64(st, 2, after)) != NP_OK ||
 	    (r = bind_i64(st, 3, now_ms)) != NP_OK ||
-	    (r = bind_i64(st, 4, (int64_t)limit)) != NP_OK) {
+	    (r = bind_i64(st, 4, (int64_t)limit)) != NP_OK ||
+	    (tag != NULL && (r = bind_text(st, 5, tag)) != NP_OK)) {
 		goto out;
 	}
 	while (cnt < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {

@@ -22,15 +22,26 @@
  * checks every session end to end: one byte client -> device and one
  * back, and prints "verified N of M".  Every socket is closed at exit.
  * With -X SECONDS it measures throughput instead (bench/run): once the
- * sessions are open, a child process writes zeros to every client side
- * as fast as it can (128 KiB writes, as iperf3 does) while the parent
- * reads and discards on every device side, for SECONDS; it prints
- * "stream N sessions S s bytes B gbps G".  One relay hop (np-srd) is
- * then the only one in the path, as socat or HAProxy are in theirs.
- * Exit 0 when all COUNT sessions opened and verified (streamed), 1
- * otherwise, 2 on a usage error.
+ * sessions are open, a sink process reads every device side while the
+ * parent sends on every client side for SECONDS (see "The
+ * throughput mode" below); it prints "stream N streams T s sent S bytes
+ * B gbps G".  np-srd is then the only relay in the path.
+ *
+ *   np-srbulk -X STREAM_S --plain HOST:PORT [-n STREAMS]
+ *	The same sender over plain TCP (no token line): N connections to
+ *	HOST:PORT, which leads to an np-srbulk sink, directly or through a
+ *	relay (socat, HAProxy).
+ *   np-srbulk --sink PORT [--port-file FILE] [-T LIFETIME_S]
+ *	The same sink as a server on 127.0.0.1:PORT (0: any free port,
+ *	written to FILE) for LIFETIME_S seconds (default 3600): a sink
+ *	process for every connection.
+ *
+ * Exit 0 when all COUNT sessions opened and verified (streamed, every
+ * byte counted by the sink), 1 otherwise, 2 on a usage error.
  */
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -114,7 +125,10 @@ usage(void)
 	fprintf(stderr, "usage: np-srbulk -F CONFIG -s @sr -n COUNT "
 	    "[-w WINDOW] [-S SOURCES]\n"
 	    "                 [-T TIMEOUT_S] [-r READY_FILE] [-g GO_FILE] "
-	    "[-H HOLD_S] [-X STREAM_S]\n");
+	    "[-H HOLD_S] [-X STREAM_S]\n"
+	    "       np-srbulk -X STREAM_S --plain HOST:PORT [-n STREAMS]\n"
+	    "       np-srbulk --sink PORT [--port-file FILE] "
+	    "[-T LIFETIME_S]\n");
 	exit(2);
 }
 
@@ -563,101 +577,534 @@ verify_dir(struct bulk *b, int from, uint64_t deadline)
 	return got;
 }
 
+/*
+ * The throughput mode.  One sender and one sink, the same code whatever
+ * the path between them: the sender writes zeros in blocking
+ * STREAM_CHUNK writes (iperf3's default TCP block) to every stream in
+ * turn for the given time, then shuts down writing; one sink process per
+ * stream reads STREAM_CHUNK at a time (blocking) and discards, and
+ * answers EOF with "sink BYTES\n" before it closes.
+ * The rate is the bytes the sinks counted over the time from the first
+ * write to the last answer, so bytes still buffered in a relay when the
+ * sender stops are counted and waited for.  Through np-srd the streams
+ * are session sides (token line first, then the same stream); with
+ * --plain they are TCP connections to HOST:PORT (a sink, directly or
+ * through socat or HAProxy).
+ */
 #define STREAM_CHUNK (128 * 1024)
+#define SINK_MAX 1024
+#define SINK_ANSWER_MAX 64
+#define DRAIN_MS 30000
+#define SEND_TIMEO_MS 200
 
-/* Child: write zeros to every client side until killed. */
-static void
-stream_writer(struct bulk *b)
+/*
+ * One sink connection: blocking reads (as iperf3's receiver does: a poll
+ * loop costs about a third of the rate on 2 cores) until EOF, then the
+ * answer.  Reads time out every second so that the deadline is seen.
+ * Closes fd; 0 after EOF, -1 otherwise.
+ */
+static int
+sink_conn(int fd, uint64_t deadline)
 {
-	static uint8_t zero[STREAM_CHUNK];
-	struct pollfd *p;
-	long i;
+	struct timeval tv = { 1, 0 };
+	char ans[SINK_ANSWER_MAX];
+	uint8_t *buf;
+	uint64_t bytes = 0;
+	ssize_t n;
+	int fl, len, r = -1;
 
-	if ((p = calloc((size_t)b->opened, sizeof(*p))) == NULL) {
-		_exit(1);
+	if ((buf = malloc(STREAM_CHUNK)) == NULL ||
+	    (fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0) {
+		goto out;
 	}
-	for (i = 0; i < b->opened; i++) {
-		p[i].fd = b->fd[i * 2];
-		p[i].events = POLLOUT;
-	}
-	for (;;) {
-		if (poll(p, (nfds_t)b->opened, 1000) < 0 && errno != EINTR) {
-			_exit(1);
+	while (np_now_mono_ms() < deadline) {
+		n = read(fd, buf, STREAM_CHUNK);
+		if (n > 0) {
+			bytes += (uint64_t)n;
+			continue;
 		}
-		for (i = 0; i < b->opened; i++) {
-			if (p[i].revents & (POLLERR | POLLHUP)) {
-				_exit(0);
-			}
-			if ((p[i].revents & POLLOUT) &&
-			    write(p[i].fd, zero, sizeof(zero)) < 0 &&
-			    errno != EAGAIN && errno != EINTR) {
-				_exit(0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			continue;
+		}
+		if (n == 0) {
+			/* Nothing was ever sent here: the buffer is empty. */
+			len = snprintf(ans, sizeof(ans), "sink %llu\n",
+			    (unsigned long long)bytes);
+			if (write(fd, ans, (size_t)len) == len) {
+				r = 0;
 			}
 		}
+		break;
 	}
+ out:
+	close(fd);
+	free(buf);
+	return r;
 }
 
-/* Parent: read every device side for secs seconds; 0 or -1. */
-static int
-stream_run(struct bulk *b, long secs)
+/*
+ * A sink process for fd (closed here), which dies with its parent; the
+ * child closes the descriptors in others[0..n) first.  The pid or -1.
+ */
+static pid_t
+sink_spawn(int fd, const int *others, long n, uint64_t deadline)
 {
-	static uint8_t buf[4 * STREAM_CHUNK];
-	struct pollfd *p;
-	uint64_t t0 = 0, now, end = 0, bytes = 0, limit;
-	long i;
 	pid_t pid;
-	ssize_t n;
-	int st;
+	long i;
 
-	if ((p = calloc((size_t)b->opened, sizeof(*p))) == NULL) {
-		return -1;
-	}
 	if ((pid = fork()) < 0) {
-		free(p);
+		close(fd);
 		return -1;
 	}
 	if (pid == 0) {
-		stream_writer(b);
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+		for (i = 0; i < n; i++) {
+			if (others[i] >= 0 && others[i] != fd) {
+				close(others[i]);
+			}
+		}
+		_exit(sink_conn(fd, deadline) == 0 ? 0 : 1);
 	}
-	for (i = 0; i < b->opened; i++) {
-		p[i].fd = b->fd[i * 2 + 1];
-		p[i].events = POLLIN;
-	}
-	limit = np_now_mono_ms() + (uint64_t)secs * 1000 + 10000;
-	while ((now = np_now_mono_ms()) < limit && (end == 0 || now < end)) {
-		if (poll(p, (nfds_t)b->opened, 200) <= 0) {
+	close(fd);
+	return pid;
+}
+
+/*
+ * The sink server: a sink process for every connection accepted on lfd
+ * (at most SINK_MAX at a time) until the deadline.
+ */
+static void
+sink_serve(int lfd, uint64_t deadline)
+{
+	struct pollfd p;
+	uint64_t now;
+	long live = 0;
+	int fd;
+
+	while ((now = np_now_mono_ms()) < deadline) {
+		while (live > 0 && waitpid(-1, NULL, WNOHANG) > 0) {
+			live--;
+		}
+		p.fd = lfd;
+		p.events = POLLIN;
+		p.revents = 0;
+		if (poll(&p, 1, deadline - now > 500 ? 500 :
+		    (int)(deadline - now)) <= 0) {
 			continue;
 		}
-		for (i = 0; i < b->opened; i++) {
-			if (!(p[i].revents & (POLLIN | POLLERR | POLLHUP))) {
-				continue;
-			}
-			n = read(p[i].fd, buf, sizeof(buf));
-			if (n <= 0) {
-				p[i].fd = -1;
-				continue;
-			}
-			if (t0 == 0) {
-				t0 = np_now_mono_ms();
-				end = t0 + (uint64_t)secs * 1000;
-			}
-			bytes += (uint64_t)n;
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			continue;
+		}
+		if (live >= SINK_MAX) {
+			close(fd);
+			continue;
+		}
+		if (sink_spawn(fd, &lfd, 1, deadline) > 0) {
+			live++;
 		}
 	}
-	now = np_now_mono_ms();
-	kill(pid, SIGKILL);
-	(void)waitpid(pid, &st, 0);
-	free(p);
-	if (t0 == 0 || now <= t0) {
-		printf("stream %ld sessions: no data\n", b->opened);
+}
+
+struct stream {
+	int fd;
+	uint64_t sent;
+	uint64_t counted; /* by the sink */
+	char ans[SINK_ANSWER_MAX];
+	size_t got;
+	int done;
+};
+
+/*
+ * Blocking writes (as iperf3 does), bounded by SO_SNDTIMEO so that the
+ * clock is looked at even when a path stalls; nonblock 0 or 1.
+ */
+static int
+set_blocking_send(int fd, int nonblock)
+{
+	struct timeval tv = { 0, SEND_TIMEO_MS * 1000 };
+	int fl;
+
+	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
+	    fcntl(fd, F_SETFL, nonblock ? fl | O_NONBLOCK :
+	    fl & ~O_NONBLOCK) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
 		return -1;
 	}
-	printf("stream %ld sessions %.1f s bytes %llu gbps %.2f\n", b->opened,
-	    (double)(now - t0) / 1000.0, (unsigned long long)bytes,
-	    (double)bytes * 8.0 / ((double)(now - t0) / 1000.0) / 1e9);
-	fflush(stdout);
 	return 0;
 }
+
+/* One STREAM_CHUNK write; -1 on a broken stream. */
+static int
+send_some(struct stream *st, const uint8_t *zero)
+{
+	ssize_t n;
+
+	n = write(st->fd, zero, STREAM_CHUNK);
+	if (n > 0) {
+		st->sent += (uint64_t)n;
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		return -1;
+	}
+	return 0;
+}
+
+/* Read the sink's answer; 1 when complete, 0 for more, -1 on error. */
+static int
+read_answer(struct stream *st)
+{
+	char *end;
+	ssize_t n;
+
+	n = read(st->fd, st->ans + st->got, sizeof(st->ans) - 1 - st->got);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		return 0;
+	}
+	if (n <= 0) {
+		return -1;
+	}
+	st->got += (size_t)n;
+	st->ans[st->got] = '\0';
+	if (strchr(st->ans, '\n') == NULL) {
+		return st->got < sizeof(st->ans) - 1 ? 0 : -1;
+	}
+	if (strncmp(st->ans, "sink ", 5) != 0) {
+		return -1;
+	}
+	errno = 0;
+	st->counted = strtoull(st->ans + 5, &end, 10);
+	if (errno != 0 || end == st->ans + 5 || *end != '\n') {
+		return -1;
+	}
+	return 1;
+}
+
+/* Phase 1: write until end.  0 or -1. */
+static int
+send_phase(struct stream *st, long n, uint64_t end)
+{
+	uint8_t *zero;
+	long i;
+	int r = -1;
+
+	if ((zero = calloc(1, STREAM_CHUNK)) == NULL) {
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		if (set_blocking_send(st[i].fd, 0) != 0) {
+			goto out;
+		}
+	}
+	while (np_now_mono_ms() < end) {
+		for (i = 0; i < n; i++) {
+			if (send_some(&st[i], zero) != 0) {
+				fprintf(stderr, "np-srbulk: stream %ld: write: "
+				    "%s\n", i, strerror(errno));
+				goto out;
+			}
+		}
+	}
+	r = 0;
+ out:
+	for (i = 0; i < n; i++) {
+		(void)set_blocking_send(st[i].fd, 1);
+	}
+	free(zero);
+	return r;
+}
+
+/* Phase 2: shut down writing, collect every sink's count.  0 or -1. */
+static int
+collect_phase(struct stream *st, struct pollfd *p, long n, uint64_t *t1)
+{
+	uint64_t now, limit = np_now_mono_ms() + DRAIN_MS;
+	long i, left = n;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		(void)shutdown(st[i].fd, SHUT_WR);
+		p[i].fd = st[i].fd;
+		p[i].events = POLLIN;
+	}
+	while (left > 0 && (now = np_now_mono_ms()) < limit) {
+		if (poll(p, (nfds_t)n, (int)(limit - now)) <= 0) {
+			continue;
+		}
+		for (i = 0; i < n; i++) {
+			if (st[i].done || p[i].revents == 0) {
+				continue;
+			}
+			if ((r = read_answer(&st[i])) < 0) {
+				fprintf(stderr, "np-srbulk: stream %ld: no "
+				    "answer from the sink\n", i);
+				return -1;
+			}
+			if (r == 1) {
+				st[i].done = 1;
+				p[i].fd = -1;
+				left--;
+			}
+		}
+	}
+	*t1 = np_now_mono_ms();
+	if (left > 0) {
+		fprintf(stderr, "np-srbulk: %ld streams did not drain in %d "
+		    "ms\n", left, DRAIN_MS);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Send on fds[0..n) for secs seconds and print "stream N streams T s
+ * sent S bytes B gbps G"; 0 when every sink counted what was sent.
+ */
+static int
+send_run(const int *fds, long n, long secs)
+{
+	struct stream *st;
+	struct pollfd *p;
+	uint64_t t0, t1 = 0, sent = 0, counted = 0;
+	long i;
+	int r = -1;
+
+	st = calloc((size_t)n, sizeof(*st));
+	p = calloc((size_t)n, sizeof(*p));
+	if (st == NULL || p == NULL) {
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		st[i].fd = fds[i];
+	}
+	t0 = np_now_mono_ms();
+	if (send_phase(st, n, t0 + (uint64_t)secs * 1000) != 0 ||
+	    collect_phase(st, p, n, &t1) != 0) {
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		sent += st[i].sent;
+		counted += st[i].counted;
+		if (st[i].counted != st[i].sent) {
+			fprintf(stderr, "np-srbulk: stream %ld: sent %llu, "
+			    "the sink counted %llu\n", i,
+			    (unsigned long long)st[i].sent,
+			    (unsigned long long)st[i].counted);
+			goto out;
+		}
+	}
+	if (t1 <= t0) {
+		goto out;
+	}
+	printf("stream %ld streams %.3f s sent %llu bytes %llu gbps %.2f\n",
+	    n, (double)(t1 - t0) / 1000.0, (unsigned long long)sent,
+	    (unsigned long long)counted,
+	    (double)counted * 8.0 / ((double)(t1 - t0) / 1000.0) / 1e9);
+	fflush(stdout);
+	r = 0;
+ out:
+	free(st);
+	free(p);
+	return r;
+}
+
+/* Through np-srd: a sink process per device side, send on the rest. */
+static int
+stream_srd(struct bulk *b, long secs)
+{
+	uint64_t deadline = np_now_mono_ms() + (uint64_t)secs * 1000 +
+	    DRAIN_MS + 5000;
+	pid_t *pid;
+	int *cfd;
+	long i;
+	int r = -1;
+
+	cfd = calloc((size_t)b->opened, sizeof(int));
+	pid = calloc((size_t)b->opened, sizeof(pid_t));
+	if (cfd == NULL || pid == NULL) {
+		goto out;
+	}
+	for (i = 0; i < b->opened; i++) {
+		cfd[i] = b->fd[i * 2];
+		pid[i] = -1;
+	}
+	/* The sink processes own the device sides. */
+	for (i = 0; i < b->opened; i++) {
+		pid[i] = sink_spawn(b->fd[i * 2 + 1], b->fd, b->count * 2,
+		    deadline);
+		b->fd[i * 2 + 1] = -1;
+		if (pid[i] < 0) {
+			goto out;
+		}
+	}
+	r = send_run(cfd, b->opened, secs);
+ out:
+	for (i = 0; pid != NULL && i < b->opened; i++) {
+		if (pid[i] > 0) {
+			kill(pid[i], SIGKILL);
+			(void)waitpid(pid[i], NULL, 0);
+		}
+	}
+	free(cfd);
+	free(pid);
+	return r;
+}
+
+/* A connected, non-blocking TCP socket to hp, or -1. */
+static int
+plain_connect(const struct np_hostport *hp)
+{
+	struct addrinfo hints, *res = NULL;
+	socklen_t sl;
+	int fd = -1, err = 0, r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	if ((r = getaddrinfo(hp->host, hp->port, &hints, &res)) != 0) {
+		fprintf(stderr, "np-srbulk: %s: %s\n", hp->host,
+		    gai_strerror(r));
+		return -1;
+	}
+	fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, res->ai_protocol);
+	if (fd < 0 || (connect(fd, res->ai_addr, res->ai_addrlen) != 0 &&
+	    errno != EINPROGRESS) ||
+	    wait_fd(fd, POLLOUT, np_now_mono_ms() + STEP_MS) != NP_OK) {
+		err = errno;
+	} else {
+		sl = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) != 0) {
+			err = errno;
+		}
+	}
+	freeaddrinfo(res);
+	if (err != 0 || fd < 0) {
+		fprintf(stderr, "np-srbulk: connect %s:%s: %s\n", hp->host,
+		    hp->port, err != 0 ? strerror(err) : "timeout");
+		if (fd >= 0) {
+			close(fd);
+		}
+		return -1;
+	}
+	return fd;
+}
+
+/* --plain HOST:PORT: n TCP streams to a sink (maybe via a relay). */
+static int
+run_plain(const char *target, long n, long secs)
+{
+	struct np_hostport hp = { NULL, NULL };
+	int *fds;
+	long i, up = 0;
+	int rc = 1;
+
+	if ((fds = calloc((size_t)n, sizeof(int))) == NULL) {
+		return 1;
+	}
+	if (np_hostport_parse(target, &hp) != NP_OK) {
+		fprintf(stderr, "np-srbulk: bad HOST:PORT: %s\n", target);
+		goto out;
+	}
+	for (up = 0; up < n; up++) {
+		if ((fds[up] = plain_connect(&hp)) < 0) {
+			goto out;
+		}
+	}
+	printf("open %ld errors 0 ms 0\n", n);
+	if (send_run(fds, n, secs) == 0) {
+		rc = 0;
+	}
+ out:
+	for (i = 0; i < up; i++) {
+		close(fds[i]);
+	}
+	free(fds);
+	np_hostport_free(&hp);
+	return rc;
+}
+
+/* --sink PORT: serve sinks on 127.0.0.1:PORT for life_s seconds. */
+static int
+run_sink(const char *port, const char *port_file, long life_s)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	FILE *f;
+	long p = num_arg(port, 0, 65535);
+	int fd, one = 1, rc = 1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)p);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    listen(fd, 128) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
+		fprintf(stderr, "np-srbulk: sink on port %s: %s\n", port,
+		    strerror(errno));
+		goto out;
+	}
+	if (port_file != NULL) {
+		if ((f = fopen(port_file, "w")) == NULL) {
+			fprintf(stderr, "np-srbulk: %s: %s\n", port_file,
+			    strerror(errno));
+			goto out;
+		}
+		fprintf(f, "%u\n", ntohs(sa.sin_port));
+		fclose(f);
+	}
+	sink_serve(fd, np_now_mono_ms() + (uint64_t)life_s * 1000);
+	rc = 0;
+ out:
+	if (fd >= 0) {
+		close(fd);
+	}
+	return rc;
+}
+
+/* Idle mode: hold the sessions, then check each one end to end. */
+static int
+hold_and_verify(struct bulk *b, const char *go, long hold_s,
+    uint64_t deadline, long timeout_s)
+{
+	uint64_t t1;
+	long v1, v2;
+
+	/* Keep the control-plane connection serviced while holding. */
+	if (go != NULL) {
+		while (access(go, F_OK) != 0 && np_now_mono_ms() < deadline +
+		    (uint64_t)timeout_s * 1000) {
+			(void)np_ev_run_once(b->ev, 100);
+		}
+	} else {
+		t1 = np_now_mono_ms() + (uint64_t)hold_s * 1000;
+		while (np_now_mono_ms() < t1) {
+			(void)np_ev_run_once(b->ev, 100);
+		}
+	}
+	deadline = np_now_mono_ms() + 30000;
+	v1 = verify_dir(b, 0, deadline);
+	v2 = verify_dir(b, 1, deadline);
+	printf("verified %ld of %ld (c->d %ld, d->c %ld)\n",
+	    v1 < v2 ? v1 : v2, b->opened, v1, v2);
+	fflush(stdout);
+	return b->opened == b->count && v1 == b->count && v2 == b->count ?
+	    0 : 1;
+}
+
+enum { OPT_PLAIN = 256, OPT_SINK, OPT_PORT_FILE };
+
+static const struct option long_opts[] = {
+	{ "plain", required_argument, NULL, OPT_PLAIN },
+	{ "sink", required_argument, NULL, OPT_SINK },
+	{ "port-file", required_argument, NULL, OPT_PORT_FILE },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
 
 int
 main(int argc, char **argv)
@@ -665,7 +1112,8 @@ main(int argc, char **argv)
 	struct bulk b;
 	struct bconf cf;
 	const char *config = NULL, *ready = NULL, *go = NULL;
-	long timeout_s = 120, hold_s = 0, stream_s = 0, i, v1 = 0, v2 = 0;
+	const char *plain = NULL, *sink = NULL, *port_file = NULL;
+	long timeout_s = -1, hold_s = 0, stream_s = 0, i;
 	uint64_t t0, t1, deadline;
 	FILE *f;
 	int ch, rc = 1;
@@ -673,7 +1121,8 @@ main(int argc, char **argv)
 	memset(&b, 0, sizeof(b));
 	memset(&cf, 0, sizeof(cf));
 	b.window = 32;
-	while ((ch = getopt(argc, argv, "F:s:n:w:S:T:r:g:H:X:h")) != -1) {
+	while ((ch = getopt_long(argc, argv, "F:s:n:w:S:T:r:g:H:X:h",
+	    long_opts, NULL)) != -1) {
 		switch (ch) {
 		case 'F': config = optarg; break;
 		case 's':
@@ -685,19 +1134,38 @@ main(int argc, char **argv)
 		case 'n': b.count = num_arg(optarg, 1, MAX_COUNT); break;
 		case 'w': b.window = num_arg(optarg, 1, 4096); break;
 		case 'S': b.sources = num_arg(optarg, 0, 250); break;
-		case 'T': timeout_s = num_arg(optarg, 1, 3600); break;
+		case 'T': timeout_s = num_arg(optarg, 1, 86400); break;
 		case 'r': ready = optarg; break;
 		case 'g': go = optarg; break;
 		case 'H': hold_s = num_arg(optarg, 0, 3600); break;
 		case 'X': stream_s = num_arg(optarg, 1, 3600); break;
+		case OPT_PLAIN: plain = optarg; break;
+		case OPT_SINK: sink = optarg; break;
+		case OPT_PORT_FILE: port_file = optarg; break;
 		default: usage();
 		}
 	}
-	if (config == NULL || b.sr[0] != '@' || b.count == 0 ||
-	    optind != argc) {
+	if (optind != argc) {
 		usage();
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (sink != NULL) {
+		return run_sink(sink, port_file, timeout_s > 0 ? timeout_s :
+		    3600);
+	}
+	if (plain != NULL) {
+		if (stream_s == 0 || b.count > SINK_MAX) {
+			usage();
+		}
+		return run_plain(plain, b.count > 0 ? b.count : 1, stream_s);
+	}
+	if (config == NULL || b.sr[0] != '@' || b.count == 0 ||
+	    (stream_s > 0 && b.count > SINK_MAX)) {
+		usage();
+	}
+	if (timeout_s < 0) {
+		timeout_s = 120;
+	}
 	raise_nofile(b.count * 2 + 64);
 	if (np_crypto_init() != NP_OK ||
 	    (b.fd = malloc(sizeof(int) * (size_t)b.count * 2)) == NULL ||
@@ -726,32 +1194,12 @@ main(int argc, char **argv)
 		fclose(f);
 	}
 	if (stream_s > 0) {
-		if (b.opened == b.count && stream_run(&b, stream_s) == 0) {
+		if (b.opened == b.count && stream_srd(&b, stream_s) == 0) {
 			rc = 0;
 		}
 		goto out;
 	}
-	/* Keep the control-plane connection serviced while holding. */
-	if (go != NULL) {
-		while (access(go, F_OK) != 0 && np_now_mono_ms() < deadline +
-		    (uint64_t)timeout_s * 1000) {
-			(void)np_ev_run_once(b.ev, 100);
-		}
-	} else {
-		t1 = np_now_mono_ms() + (uint64_t)hold_s * 1000;
-		while (np_now_mono_ms() < t1) {
-			(void)np_ev_run_once(b.ev, 100);
-		}
-	}
-	deadline = np_now_mono_ms() + 30000;
-	v1 = verify_dir(&b, 0, deadline);
-	v2 = verify_dir(&b, 1, deadline);
-	printf("verified %ld of %ld (c->d %ld, d->c %ld)\n",
-	    v1 < v2 ? v1 : v2, b.opened, v1, v2);
-	fflush(stdout);
-	if (b.opened == b.count && v1 == b.count && v2 == b.count) {
-		rc = 0;
-	}
+	rc = hold_and_verify(&b, go, hold_s, deadline, timeout_s);
  out:
 	if (b.fd != NULL) {
 		for (i = 0; i < b.count * 2; i++) {

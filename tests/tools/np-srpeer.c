@@ -3,8 +3,9 @@
  * the device through the real control plane and the real data plane.
  *
  *   np-srpeer [-F CONFIG] open @sr [--peer @x] [--timeout S]
- *	Look up and pin @sr (trust on first use), send it an srd.open box,
- *	wait for its srd.session or srd.error box.  Prints the session
+ *	Look up and pin @sr (trust on first use), send it an srd.open box
+ *	with a fresh reply tag ("rt"), monitor that tag and wait for its
+ *	srd.session or srd.error box.  Prints the session
  *	body as one JSON line on stdout (exit 0), or "np-srpeer: refused:
  *	REASON" on stderr (exit 1).
  *   np-srpeer side --session FILE --side c|d [--send N] [--seed S]
@@ -56,6 +57,7 @@
 #include "ident.h"
 #include "key.h"
 #include "log.h"
+#include "msg.h"
 #include "pin.h"
 #include "relay.h"
 #include "srproto.h"
@@ -663,6 +665,7 @@ struct open_st {
 	char sr[NP_IDENT_MAX + 1];
 	char peer[NP_IDENT_MAX + 1];
 	uint8_t sr_pk[NP_PK_LEN];
+	char tag[NP_TAG_MAX + 1]; /* reply tag: rt in srd.open, monitored */
 	struct push_item *head, **tail;
 	size_t queued;
 	uint64_t deadline;
@@ -674,6 +677,9 @@ open_push(struct np_cpc *c, const struct np_cpc_push *m, void *arg)
 	struct open_st *st = arg;
 	struct push_item *it;
 
+	if (m->tag == NULL || strcmp(m->tag, st->tag) != 0) {
+		return; /* not on our tag: not for us */
+	}
 	if (st->queued >= PUSH_MAX || strlen(m->from) > NP_IDENT_MAX ||
 	    strlen(m->mid) > NP_MID_LEN || m->box_len > NP_BOX_MAX) {
 		return;
@@ -736,6 +742,7 @@ open_connect(struct open_st *st)
 	conf.port = st->cfg.server.port;
 	conf.fingerprint = st->cfg.server_fingerprint;
 	conf.key = st->key;
+	conf.monitor_tag = st->tag;
 	conf.connect_timeout_ms = (int)st->cfg.connect_timeout * 1000;
 	if ((r = np_cpc_new(st->ev, &conf, &st->c)) != NP_OK) {
 		perr("control plane: %s", np_strerror(r));
@@ -791,6 +798,11 @@ open_send(struct open_st *st)
 
 	if ((body = json_object_new_object()) == NULL ||
 	    (box = np_buf_new(NP_BOX_MAX)) == NULL) {
+		goto out;
+	}
+	if ((v = json_object_new_string(st->tag)) == NULL ||
+	    json_object_object_add(body, "rt", v) != 0) {
+		json_object_put(v);
 		goto out;
 	}
 	if (st->peer[0] != '\0') {
@@ -875,12 +887,12 @@ open_handle(struct open_st *st, const struct push_item *it)
 	struct np_box_msg *m = NULL;
 	int r;
 
+	/* On our tag: ours or nobody's, so acked in every case. */
 	if (strcmp(it->from, st->sr) != 0) {
-		return NP_ERR_AGAIN; /* someone else's: not acked */
-	}
-	r = np_box_open(st->key, st->sr_pk, it->from, it->mid, it->box,
-	    it->len, np_now_real_ms(), st->rc, &m);
-	if (r != NP_OK) {
+		perr("dropped a box from %s", it->from);
+		r = NP_ERR_AGAIN;
+	} else if ((r = np_box_open(st->key, st->sr_pk, it->from, it->mid,
+	    it->box, it->len, np_now_real_ms(), st->rc, &m)) != NP_OK) {
 		perr("dropped a box from %s: %s", it->from, np_strerror(r));
 		r = NP_ERR_AGAIN;
 	} else if (strcmp(m->type, "srd.session") == 0) {
@@ -975,6 +987,7 @@ cmd_open(const char *cfgpath, int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	st.deadline = np_now_mono_ms() + timeout_s * 1000;
+	np_tag_new(st.tag);
 	if (pconf_load(&st.cfg, cfgpath) != NP_OK) {
 		goto out;
 	}

@@ -788,6 +788,194 @@ START_TEST(monitor_reissued_after_reconnect)
 }
 END_TEST
 
+/* Reply tags: monitor carries the configured tag on every connection,
+ * send_tag carries its tag, pushes hand their tag (or NULL) up. */
+static int
+s_expect_tag(struct sconn *s, const char *want, const char *tag,
+    int64_t *rid)
+{
+	struct json_object *o;
+	const char *t, *got;
+	int ok;
+
+	if (s_recv(s, &o, &t, 3000) != 0) {
+		return -1;
+	}
+	got = np_msg_str(o, "tag");
+	ok = strcmp(t, want) == 0 && np_msg_int(o, "rid", rid) == NP_OK &&
+	    (tag == NULL ? got == NULL : got != NULL && strcmp(got, tag) == 0);
+	json_object_put(o);
+	return ok ? 0 : -1;
+}
+
+static int
+s_result(struct sconn *s, int64_t rid)
+{
+	char json[64];
+
+	snprintf(json, sizeof(json), "{\"t\":\"result\",\"rid\":%lld}",
+	    (long long)rid);
+	return s_send(s, json);
+}
+
+static int
+sc_tags(struct fix *f)
+{
+	struct sconn s;
+	int64_t rid;
+
+	if (s_accept(f, &s, 3000) != 0 || s_auth(f, &s) != 0 ||
+	    s_expect_tag(&s, "monitor", "mytag01", &rid) != 0 ||
+	    s_result(&s, rid) != 0) {
+		return -1;
+	}
+	if (s_send(&s, "{\"t\":\"msg\",\"seq\":1,\"from\":\"@bob\",\"mid\":"
+	    "\"00000000000000000000000000000001\",\"ts\":5,\"box\":\"AAEC\","
+	    "\"tag\":\"mytag01\"}") != 0 ||
+	    s_send(&s, "{\"t\":\"msg\",\"seq\":2,\"from\":\"@bob\",\"mid\":"
+	    "\"00000000000000000000000000000002\",\"ts\":5,"
+	    "\"box\":\"AAEC\"}") != 0) {
+		return -1;
+	}
+	if (s_expect_tag(&s, "send", "peer5", &rid) != 0 ||
+	    s_result(&s, rid) != 0 ||
+	    s_expect_tag(&s, "send", NULL, &rid) != 0 ||
+	    s_result(&s, rid) != 0) {
+		return -1;
+	}
+	s_close(&s);
+	/* The reconnect monitors with the same tag. */
+	if (s_accept(f, &s, 3000) != 0 || s_auth(f, &s) != 0 ||
+	    s_expect_tag(&s, "monitor", "mytag01", &rid) != 0 ||
+	    s_result(&s, rid) != 0) {
+		return -1;
+	}
+	s_close(&s);
+	return 0;
+}
+
+struct tagged {
+	int n;
+	char tag[2][40];
+	int has[2];
+};
+
+static void
+tag_push_cb(struct np_cpc *c, const struct np_cpc_push *m, void *arg)
+{
+	struct tagged *p = arg;
+
+	if (p->n < 2) {
+		p->has[p->n] = m->tag != NULL;
+		snprintf(p->tag[p->n], sizeof(p->tag[p->n]), "%s",
+		    m->tag != NULL ? m->tag : "");
+	}
+	p->n++;
+}
+
+START_TEST(monitor_and_send_tags)
+{
+	struct fix f;
+	struct np_cpc_conf conf;
+	struct np_cpc *c;
+	struct np_ev *ev = np_ev_new();
+	struct states st = { 0 };
+	struct tagged p;
+	char tag[16];
+	static const uint8_t box[3] = { 1, 2, 3 };
+
+	memset(&p, 0, sizeof(p));
+	fix_setup(&f);
+	fix_serve(&f, sc_tags);
+	conf_for(&f, &conf);
+	conf.reconnect = 1;
+	conf.backoff_min_ms = 10;
+	conf.backoff_max_ms = 50;
+	snprintf(tag, sizeof(tag), "mytag01");
+	conf.monitor_tag = tag;
+	ck_assert_int_eq(np_cpc_new(ev, &conf, &c), NP_OK);
+	memset(tag, 'X', sizeof(tag) - 1); /* copied, not borrowed */
+	np_cpc_set_msg_cb(c, tag_push_cb, &p);
+	np_cpc_set_state_cb(c, state_cb, &st);
+	ck_assert_int_eq(np_cpc_connect_wait(c, 3000), NP_OK);
+	ck_assert_int_eq(np_cpc_monitor_sync(c, 3000), NP_OK);
+	for (int i = 0; i < 200 && p.n < 2; i++) {
+		np_ev_run_once(ev, 20);
+	}
+	ck_assert_int_eq(p.n, 2);
+	ck_assert_int_eq(p.has[0], 1);
+	ck_assert_str_eq(p.tag[0], "mytag01");
+	ck_assert_int_eq(p.has[1], 0);
+	/* Bad tags are refused locally. */
+	ck_assert_int_eq(np_cpc_send_tag(c, "@bob",
+	    "0123456789abcdef0123456789abcdef", 30, "Bad", box, sizeof(box),
+	    NULL, NULL, NULL), NP_ERR_INVALID);
+	ck_assert_int_eq(np_cpc_send_tag(c, "@bob",
+	    "0123456789abcdef0123456789abcdef", 30, "", box, sizeof(box),
+	    NULL, NULL, NULL), NP_ERR_INVALID);
+	ck_assert_int_eq(np_cpc_send_tag_sync(c, "@bob",
+	    "0123456789abcdef0123456789abcdef", 30,
+	    "abcdefghijklmnopqrstuvwxyz0123456", box, sizeof(box), 3000),
+	    NP_ERR_INVALID);
+	ck_assert_int_eq(np_cpc_send_tag_sync(c, "@bob",
+	    "0123456789abcdef0123456789abcdef", 30, "peer5", box, sizeof(box),
+	    3000), NP_OK);
+	ck_assert_int_eq(np_cpc_send_sync(c, "@bob",
+	    "0123456789abcdef0123456789abcdee", 30, box, sizeof(box), 3000),
+	    NP_OK);
+	for (int i = 0; i < 300 && st.ups < 2; i++) {
+		np_ev_run_once(ev, 20);
+	}
+	ck_assert_int_eq(st.ups, 2);
+	for (int i = 0; i < 20; i++) {
+		np_ev_run_once(ev, 10);
+	}
+	np_cpc_stop(c);
+	ck_assert_int_eq(fix_done(&f), 0);
+	np_cpc_free(c);
+	np_ev_free(ev);
+}
+END_TEST
+
+START_TEST(bad_monitor_tag)
+{
+	struct np_cpc_conf conf;
+	struct np_cpc *c = (void *)1;
+	struct np_ev *ev = np_ev_new();
+	struct np_key *k;
+	uint8_t seed[32];
+	static const char *const bad[] = {
+		"", "A", "a-b", "a b", "abcdefghijklmnopqrstuvwxyz0123456",
+	};
+
+	ck_assert_int_eq(np_crypto_init(), NP_OK);
+	memset(seed, 7, sizeof(seed));
+	ck_assert_int_eq(np_key_from_seed("@alice", seed, &k), NP_OK);
+	memset(&conf, 0, sizeof(conf));
+	conf.host = "127.0.0.1";
+	conf.fingerprint = "SHA256:x";
+	conf.key = k;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		conf.monitor_tag = bad[i];
+		ck_assert_int_eq(np_cpc_new(ev, &conf, &c), NP_ERR_INVALID);
+		ck_assert_ptr_null(c);
+	}
+	conf.monitor_tag = "ok9";
+	ck_assert_int_eq(np_cpc_new(ev, &conf, &c), NP_OK);
+	/* Not connected: a valid tagged send fails CLOSED, a bad one
+	 * INVALID. */
+	ck_assert_int_eq(np_cpc_send_tag(c, "@bob",
+	    "0123456789abcdef0123456789abcdef", 30, "t", (const uint8_t *)"x",
+	    1, NULL, NULL, NULL), NP_ERR_CLOSED);
+	ck_assert_int_eq(np_cpc_send_tag(c, "@bob",
+	    "0123456789abcdef0123456789abcdef", 30, "T", (const uint8_t *)"x",
+	    1, NULL, NULL, NULL), NP_ERR_INVALID);
+	np_cpc_free(c);
+	np_key_free(k);
+	np_ev_free(ev);
+}
+END_TEST
+
 /* A frame that fails validation closes the connection. */
 static int
 sc_bad_frame(struct fix *f)
@@ -1090,6 +1278,8 @@ cpc_suite(void)
 	tcase_add_test(net, enroll_signs_pk_and_binding);
 	tcase_add_test(net, token_refused_stops);
 	tcase_add_test(net, monitor_reissued_after_reconnect);
+	tcase_add_test(net, monitor_and_send_tags);
+	tcase_add_test(pure, bad_monitor_tag);
 	tcase_add_test(net, bad_frame_closes);
 	tcase_add_test(net, free_from_callback);
 	tcase_add_test(net, unreachable_and_timeout);

@@ -19,6 +19,13 @@
 /* 32 bytes 0x01.. as base64url (no padding) and 32 bytes 0xaa base64. */
 #define TOKEN "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"
 #define KX "qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqo="
+/* A real ssh-keygen Ed25519 public key (comment dropped) and its key. */
+#define PUBB64                                                             \
+	"AAAAC3NzaC1lZDI1NTE5AAAAIJ/7UqfjmMa+9LjIXwWmrJhS0yZgSD2WCuLg+4NXe8zM"
+#define PUBKEY "ssh-ed25519 " PUBB64
+#define PUBHEX                                                             \
+	"9ffb52a7e398c6bef4b8c85f05a6ac9852d32660483d960ae2e0fb83577bcccc"
+#define RT "0123456789abcdefghijklmnopqrstuv" /* 32, the longest */
 
 #define CONF                                                               \
 	"IdentityFile /k\nServer a:1\nServerFingerprint SHA256:"           \
@@ -57,14 +64,16 @@ body_with(const char *key, const char *val)
 
 	snprintf(text, sizeof(text), "{\"sid\":\"%s\",\"device\":\"default\","
 	    "\"user\":\"alice\",\"port\":22,\"sr\":{\"host\":\"127.0.0.1\","
-	    "\"port\":7000,\"token\":\"%s\"},\"kx\":\"%s\"}", SID, TOKEN, KX);
+	    "\"port\":7000,\"token\":\"%s\"},\"pubkey\":\"%s\","
+	    "\"kx\":\"%s\",\"rt\":\"%s\"}", SID, TOKEN, PUBKEY, KX, RT);
 	o = json_tokener_parse(text);
 	ck_assert_ptr_nonnull(o);
 	if (key != NULL) {
 		json_object_object_del(o, key);
 		if (val != NULL) {
+			/* "null": a JSON null member (a NULL object). */
 			v = json_tokener_parse(val);
-			ck_assert_ptr_nonnull(v);
+			ck_assert(v != NULL || strcmp(val, "null") == 0);
 			json_object_object_add(o, key, v);
 		}
 	}
@@ -99,6 +108,13 @@ START_TEST(test_parse_good)
 	for (i = 0; i < DEV_KX_LEN; i++) {
 		ck_assert_int_eq(q.kx[i], 0xaa);
 	}
+	for (i = 0; i < NP_SSHKEY_PK_LEN; i++) {
+		unsigned want;
+
+		ck_assert_int_eq(sscanf(PUBHEX + 2 * i, "%2x", &want), 1);
+		ck_assert_uint_eq(q.pubkey[i], want);
+	}
+	ck_assert_str_eq(q.rt, RT);
 	/* Unknown members are ignored (later versions may add some). */
 	ck_assert_int_eq(parse_with("extra", "{\"x\":1}", &q), NP_OK);
 	/* A user name too long to keep parses, and is refused later. */
@@ -152,6 +168,35 @@ START_TEST(test_parse_bad)
 		{ "kx", "\"qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq-=\"" },
 		{ "kx", "\"qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq\"" },
 		{ "kx", "false" },
+		/* pubkey: required, exactly "ssh-ed25519 BASE64". */
+		{ "pubkey", NULL },
+		{ "pubkey", "null" },
+		{ "pubkey", "5" },
+		{ "pubkey", "[\"" PUBKEY "\"]" },
+		{ "pubkey", "\"\"" },
+		{ "pubkey", "\"" PUBB64 "\"" },
+		{ "pubkey", "\"" PUBKEY " comment\"" },
+		{ "pubkey", "\"" PUBKEY " \"" },
+		{ "pubkey", "\"" PUBKEY "\\n\"" },
+		{ "pubkey", "\" " PUBKEY "\"" },
+		{ "pubkey", "\"ssh-ed25519  " PUBB64 "\"" },
+		{ "pubkey", "\"ssh-ed25519\\t" PUBB64 "\"" },
+		{ "pubkey", "\"SSH-ED25519 " PUBB64 "\"" },
+		{ "pubkey", "\"ssh-rsa " PUBB64 "\"" },
+		{ "pubkey", "\"ssh-ed25519 " PUBB64 "=\"" },
+		{ "pubkey", "\"ssh-ed25519 " PUBB64 "\\u0000\"" },
+		/* Truncated blob (31-byte key). */
+		{ "pubkey", "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAH5/7UqfjmMa+"
+			    "9LjIXwWmrJhS0yZgSD2WCuLg+4NXe8w=\"" },
+		/* The blob's own type is not ssh-ed25519. */
+		{ "pubkey", "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE4AAAAIJ/7Uqfjm"
+			    "Ma+9LjIXwWmrJhS0yZgSD2WCuLg+4NXe8zM\"" },
+		/* A point of small order (all zero). */
+		{ "pubkey", "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAAAAAAAA"
+			    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"" },
+		/* Not base64. */
+		{ "pubkey", "\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ/7Uqfjm"
+			    "Ma+9LjIXwWmrJhS0yZgSD2WCuLg+4NXe8z*\"" },
 	};
 	struct dev_req q;
 	size_t i;
@@ -171,6 +216,57 @@ START_TEST(test_parse_bad)
 		ck_assert_int_eq(dev_req_parse(a, &q), NP_ERR_INVALID);
 		json_object_put(a);
 	}
+}
+END_TEST
+
+/* rt: optional; an invalid one counts as absent (untagged reply). */
+START_TEST(test_parse_rt)
+{
+	static const char *const bad[] = {
+		"\"\"", "\"ABC\"", "\"a-b\"", "\"a b\"", "\"a\\u0000b\"",
+		"\"0123456789abcdefghijklmnopqrstuvw\"", /* 33 */
+		"5", "null", "true", "[\"abc\"]", "{\"rt\":\"abc\"}",
+		"\"caf\\u00e9\"",
+	};
+	struct dev_req q;
+	char rt[DEV_TAG_MAX + 1];
+	struct json_object *o;
+	size_t i;
+
+	ck_assert_int_eq(parse_with("rt", NULL, &q), NP_OK);
+	ck_assert_str_eq(q.rt, "");
+	ck_assert_int_eq(parse_with("rt", "\"x\"", &q), NP_OK);
+	ck_assert_str_eq(q.rt, "x");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&q, 'z', sizeof(q));
+		if (parse_with("rt", bad[i], &q) != NP_OK) {
+			ck_abort_msg("rt %s: refused the request", bad[i]);
+		}
+		if (q.rt[0] != '\0') {
+			ck_abort_msg("rt %s: kept as \"%s\"", bad[i], q.rt);
+		}
+		ck_assert_str_eq(q.sid, SID);
+	}
+	/* dev_body_rt on its own: bad requests and pings. */
+	o = body_with("kx", NULL);
+	dev_body_rt(o, rt);
+	ck_assert_str_eq(rt, RT);
+	json_object_put(o);
+	o = json_tokener_parse("{\"device\":\"\",\"rt\":\"p1\"}");
+	dev_body_rt(o, rt);
+	ck_assert_str_eq(rt, "p1");
+	json_object_put(o);
+	o = json_tokener_parse("{\"rt\":\"P1\"}");
+	dev_body_rt(o, rt);
+	ck_assert_str_eq(rt, "");
+	json_object_put(o);
+	o = json_tokener_parse("[\"rt\"]");
+	dev_body_rt(o, rt);
+	ck_assert_str_eq(rt, "");
+	json_object_put(o);
+	memset(rt, 'z', sizeof(rt));
+	dev_body_rt(NULL, rt);
+	ck_assert_str_eq(rt, "");
 }
 END_TEST
 
@@ -293,16 +389,12 @@ START_TEST(test_body_ok)
 	struct json_object *o = NULL, *v;
 
 	memset(kx, 0xaa, sizeof(kx));
-	ck_assert_int_eq(dev_body_ok(SID, "-----BEGIN OPENSSH PRIVATE KEY---"
-					  "--\nabc\n", 1700000000, hk, 2, kx,
-			     &o),
-	    NP_OK);
-	ck_assert_uint_eq(json_object_object_length(o), 5);
+	ck_assert_int_eq(dev_body_ok(SID, 1700000000, hk, 2, kx, &o), NP_OK);
+	/* sid, expires, hostkeys, kx: no "key" (the client makes it). */
+	ck_assert_uint_eq(json_object_object_length(o), 4);
+	ck_assert(!json_object_object_get_ex(o, "key", NULL));
 	ck_assert(json_object_object_get_ex(o, "sid", &v));
 	ck_assert_str_eq(json_object_get_string(v), SID);
-	ck_assert(json_object_object_get_ex(o, "key", &v));
-	ck_assert_ptr_nonnull(strstr(json_object_get_string(v),
-	    "OPENSSH PRIVATE KEY"));
 	ck_assert(json_object_object_get_ex(o, "expires", &v));
 	ck_assert(json_object_is_type(v, json_type_int));
 	ck_assert_int_eq(json_object_get_int64(v), 1700000000);
@@ -315,15 +407,15 @@ START_TEST(test_body_ok)
 	ck_assert_str_eq(json_object_get_string(v), KX);
 	json_object_put(o);
 
-	ck_assert_int_eq(dev_body_ok("nothex", "k", 1, hk, 2, kx, &o),
+	ck_assert_int_eq(dev_body_ok("nothex", 1, hk, 2, kx, &o),
 	    NP_ERR_INVALID);
 	ck_assert_ptr_null(o);
-	ck_assert_int_eq(dev_body_ok(SID, NULL, 1, hk, 2, kx, &o),
-	    NP_ERR_INVALID);
-	ck_assert_int_eq(dev_body_ok(SID, "k", 0, hk, 2, kx, &o),
-	    NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(NULL, 1, hk, 2, kx, &o), NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(SID, 0, hk, 2, kx, &o), NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(SID, -5, hk, 2, kx, &o), NP_ERR_INVALID);
+	ck_assert_ptr_null(o);
 	/* No host keys: an empty array. */
-	ck_assert_int_eq(dev_body_ok(SID, "k", 5, NULL, 0, kx, &o), NP_OK);
+	ck_assert_int_eq(dev_body_ok(SID, 5, NULL, 0, kx, &o), NP_OK);
 	ck_assert(json_object_object_get_ex(o, "hostkeys", &v));
 	ck_assert_uint_eq(json_object_array_length(v), 0);
 	json_object_put(o);
@@ -382,6 +474,11 @@ START_TEST(test_body_pong)
 	int r;
 
 	ck_assert_str_eq(pong_device("{\"device\":\"web\"}", &r), "web");
+	/* The reply tag is not the pong's business (read separately). */
+	ck_assert_str_eq(pong_device("{\"device\":\"web\",\"rt\":\"ab1\"}",
+			     &r),
+	    "web");
+	ck_assert_str_eq(pong_device("{\"rt\":\"ab1\"}", &r), "default");
 	ck_assert_str_eq(pong_device("{\"device\":\"\"}", &r), "default");
 	ck_assert_str_eq(pong_device("{}", &r), "default");
 	ck_assert_str_eq(pong_device(NULL, &r), "default");
@@ -413,6 +510,7 @@ main(void)
 	tcase_add_checked_fixture(tb, setup, teardown);
 	tcase_add_test(tp, test_parse_good);
 	tcase_add_test(tp, test_parse_bad);
+	tcase_add_test(tp, test_parse_rt);
 	tcase_add_test(tp, test_req_sid);
 	tcase_add_test(tc, test_check);
 	tcase_add_test(tc, test_check_rv_host);

@@ -74,10 +74,14 @@ static const struct sample samples[] = {
     {"send",
      TS,
      "{\"t\":\"send\",\"rid\":2,\"to\":\"@bob\",\"mid\":" MID
-     ",\"ttl\":60,\"box\":" B65 "}",
+     ",\"ttl\":60,\"box\":" B65 ",\"tag\":\"r0a9\"}",
      {"rid", "to", "mid", "ttl", "box"},
-     {NULL}},
-    {"monitor", TS, "{\"t\":\"monitor\",\"rid\":3}", {"rid"}, {NULL}},
+     {"tag"}},
+    {"monitor",
+     TS,
+     "{\"t\":\"monitor\",\"rid\":3,\"tag\":\"0123456789abcdef\"}",
+     {"rid"},
+     {"tag"}},
     {"ping", TS, "{\"t\":\"ping\",\"rid\":2147483647}", {"rid"}, {NULL}},
     {"rotate",
      TS,
@@ -88,9 +92,9 @@ static const struct sample samples[] = {
     {"msg",
      TC,
      "{\"t\":\"msg\",\"seq\":9,\"from\":\"@alice\",\"mid\":" MID
-     ",\"ts\":0,\"box\":" B33 "}",
+     ",\"ts\":0,\"box\":" B33 ",\"tag\":\"z\"}",
      {"seq", "from", "mid", "ts", "box"},
-     {NULL}},
+     {"tag"}},
     {"ack", TS, "{\"t\":\"ack\",\"seq\":9}", {"seq"}, {NULL}},
 };
 
@@ -549,6 +553,79 @@ START_TEST(accessors)
 }
 END_TEST
 
+/* Reply tags: 1..32 of [a-z0-9] on send, monitor and msg only. */
+START_TEST(tags)
+{
+	static const char *const types[] = {"send", "monitor", "msg"};
+	static const char *const good[] = {
+	    "\"a\"", "\"0\"", "\"abcdefghijklmnopqrstuvwxyz012345\"",
+	    "\"6789\"", "\"0123456789abcdef0123456789abcdef\"",
+	};
+	static const char *const bad[] = {
+	    "\"\"",
+	    "\"abcdefghijklmnopqrstuvwxyz0123456\"",
+	    "\"A\"",
+	    "\"abC\"",
+	    "\"a-b\"",
+	    "\"a_b\"",
+	    "\"a.b\"",
+	    "\"a b\"",
+	    "\" a\"",
+	    "\"a\\n\"",
+	    "\"@a\"",
+	    "\"caf\\u00e9\"",
+	    "\"a\\u0000b\"",
+	    "1",
+	    "null",
+	    "[\"a\"]",
+	    "{}",
+	    "true",
+	};
+	size_t i, j;
+
+	for (i = 0; i < 3; i++) {
+		for (j = 0; j < sizeof(good) / sizeof(good[0]); j++)
+			expect(types[i], "tag", good[j], NP_OK);
+		for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+			expect(types[i], "tag", bad[j], NP_ERR_INVALID);
+		expect(types[i], "tag", NULL, NP_OK);
+	}
+	/* No other type carries a tag. */
+	expect("ack", "tag", "\"a\"", NP_ERR_INVALID);
+	expect("lookup", "tag", "\"a\"", NP_ERR_INVALID);
+	expect("ping", "tag", "\"a\"", NP_ERR_INVALID);
+	expect("result", "tag", "\"a\"", NP_ERR_INVALID);
+	expect("auth", "tag", "\"a\"", NP_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(tag_helpers)
+{
+	char t[NP_TAG_MAX + 1], u[NP_TAG_MAX + 1], long33[40];
+
+	ck_assert_int_eq(np_tag_valid("a"), 1);
+	ck_assert_int_eq(np_tag_valid("z9"), 1);
+	ck_assert_int_eq(np_tag_valid("abcdefghijklmnopqrstuvwxyz012345"), 1);
+	ck_assert_int_eq(np_tag_valid("abcdefghijklmnopqrstuvwxyz0123456"), 0);
+	memset(long33, 'a', sizeof(long33) - 1);
+	long33[sizeof(long33) - 1] = '\0';
+	ck_assert_int_eq(np_tag_valid(long33), 0);
+	ck_assert_int_eq(np_tag_valid(""), 0);
+	ck_assert_int_eq(np_tag_valid(NULL), 0);
+	ck_assert_int_eq(np_tag_valid("A"), 0);
+	ck_assert_int_eq(np_tag_valid("a-b"), 0);
+	ck_assert_int_eq(np_tag_valid("a\n"), 0);
+	ck_assert_int_eq(np_tag_valid("\xc3\xa9"), 0);
+	memset(t, 'x', sizeof(t));
+	np_tag_new(t);
+	ck_assert_uint_eq(strlen(t), 32);
+	ck_assert_int_eq(np_tag_valid(t), 1);
+	ck_assert_uint_eq(strspn(t, "0123456789abcdef"), 32);
+	np_tag_new(u);
+	ck_assert_str_ne(t, u);
+}
+END_TEST
+
 static Suite *
 msg_suite(void)
 {
@@ -570,6 +647,8 @@ msg_suite(void)
 	tcase_add_test(members, box_sizes);
 	tcase_add_test(members, rotation_chain);
 	tcase_add_test(members, accessors);
+	tcase_add_test(members, tags);
+	tcase_add_test(members, tag_helpers);
 	suite_add_tcase(s, members);
 	return s;
 }

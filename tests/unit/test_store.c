@@ -8,6 +8,7 @@
 
 #include <check.h>
 #include <sodium.h>
+#include <sqlite3.h>
 
 #include "err.h"
 #include "store.h"
@@ -94,6 +95,32 @@ put_box(const char *to, const char *mid, int64_t expires, int64_t qmax,
 	b.created_ms = NOW;
 	b.expires_ms = expires;
 	return np_store_box_put(st, &b, qmax, dup, dropped);
+}
+
+/* Queue a 1-byte box (contents i) for to with tag ("" or NULL: none). */
+static int
+put_tagged(const char *to, int i, const char *tag, int64_t *seq)
+{
+	struct np_store_box b;
+	uint8_t data[1] = {(uint8_t)i};
+	char mid[NP_STORE_MID_MAX + 1];
+	int r;
+
+	memset(&b, 0, sizeof(b));
+	snprintf(b.recipient, sizeof(b.recipient), "%s", to);
+	snprintf(b.sender, sizeof(b.sender), "@sender");
+	snprintf(mid, sizeof(mid), "%032x", 0x7000 + i);
+	snprintf(b.mid, sizeof(b.mid), "%s", mid);
+	snprintf(b.tag, sizeof(b.tag), "%s", tag != NULL ? tag : "");
+	b.box = data;
+	b.box_len = sizeof(data);
+	b.created_ms = NOW;
+	b.expires_ms = NOW + HOUR;
+	r = np_store_box_put(st, &b, 1000, NULL, NULL);
+	if (seq != NULL) {
+		*seq = b.seq;
+	}
+	return r;
 }
 
 static const char *
@@ -367,7 +394,7 @@ START_TEST(test_box_order_ack)
 			ck_assert_int_gt(seqs[i], seqs[i - 1]);
 		}
 	}
-	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 3, NOW, &v, &n),
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", NULL, 0, 3, NOW, &v, &n),
 			 NP_OK);
 	ck_assert_uint_eq(n, 3);
 	for (i = 0; i < 3; i++) {
@@ -383,7 +410,7 @@ START_TEST(test_box_order_ack)
 	np_store_boxes_free(v, n);
 	/* The next page starts after the last seq seen. */
 	ck_assert_int_eq(
-	    np_store_box_fetch(st, "@bob", seqs[2], 10, NOW, &v, &n), NP_OK);
+	    np_store_box_fetch(st, "@bob", NULL, seqs[2], 10, NOW, &v, &n), NP_OK);
 	ck_assert_uint_eq(n, 2);
 	ck_assert_int_eq(v[0].seq, seqs[3]);
 	np_store_boxes_free(v, n);
@@ -397,19 +424,19 @@ START_TEST(test_box_order_ack)
 			 NP_ERR_NOT_FOUND);
 	ck_assert_int_eq(np_store_box_count(st, "@bob", &c), NP_OK);
 	ck_assert_int_eq(c, 4);
-	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 10, NOW, &v, &n),
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", NULL, 0, 10, NOW, &v, &n),
 			 NP_OK);
 	ck_assert_uint_eq(n, 4);
 	ck_assert_int_eq(v[0].seq, seqs[0]);
 	ck_assert_int_eq(v[1].seq, seqs[2]);
 	np_store_boxes_free(v, n);
 	/* Nobody else sees them. */
-	ck_assert_int_eq(np_store_box_fetch(st, "@carol", 0, 10, NOW, &v, &n),
+	ck_assert_int_eq(np_store_box_fetch(st, "@carol", NULL, 0, 10, NOW, &v, &n),
 			 NP_OK);
 	ck_assert_uint_eq(n, 0);
 	np_store_boxes_free(v, n);
 	/* limit 0 returns nothing. */
-	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 0, NOW, &v, &n),
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", NULL, 0, 0, NOW, &v, &n),
 			 NP_OK);
 	ck_assert_uint_eq(n, 0);
 	ck_assert_ptr_null(v);
@@ -429,7 +456,7 @@ START_TEST(test_box_duplicate)
 	ck_assert_int_eq(
 	    put_box("@bob", mid_n(7), NOW + 2 * HOUR, 10, &dup, NULL), NP_OK);
 	ck_assert_int_eq(dup, 1);
-	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 10, NOW, &v, &n),
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", NULL, 0, 10, NOW, &v, &n),
 			 NP_OK);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_int_eq(v[0].expires_ms, NOW + HOUR);
@@ -463,7 +490,7 @@ START_TEST(test_box_queue_bound)
 	ck_assert_int_eq(
 	    put_box("@bob", mid_n(6), NOW + HOUR, 3, NULL, &dropped), NP_OK);
 	ck_assert_int_eq(dropped, 3);
-	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 10, NOW, &v, &n),
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", NULL, 0, 10, NOW, &v, &n),
 			 NP_OK);
 	ck_assert_uint_eq(n, 3);
 	ck_assert_str_eq(v[0].mid, mid_n(4));
@@ -529,7 +556,7 @@ START_TEST(test_expiry)
 
 	/* An expired box is not fetched even before the sweep. */
 	ck_assert_int_eq(
-	    np_store_box_fetch(st, "@bob", 0, 10, NOW + 2 * HOUR, &v, &n),
+	    np_store_box_fetch(st, "@bob", NULL, 0, 10, NOW + 2 * HOUR, &v, &n),
 	    NP_OK);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(v[0].mid, mid_n(2));
@@ -603,7 +630,7 @@ START_TEST(test_reopen)
 	ck_assert_int_eq(np_store_identity_get(st, "@bob", pk, &state), NP_OK);
 	ck_assert_uint_eq(pk[0], 2);
 	ck_assert_int_eq(state, NP_STORE_ACTIVE);
-	ck_assert_int_eq(np_store_box_fetch(st, "@bob", 0, 10, NOW, &v, &n),
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", NULL, 0, 10, NOW, &v, &n),
 			 NP_OK);
 	ck_assert_uint_eq(n, 1);
 	ck_assert_str_eq(v[0].mid, mid_n(9));
@@ -637,6 +664,250 @@ START_TEST(test_data_version)
 }
 END_TEST
 
+/* Fetch for a tag filter; returns the box contents (1 byte each) in
+ * order as a string of digits '0'+i, and checks the tags. */
+static void
+fetch_tag(const char *tag, int64_t after, const char *want)
+{
+	struct np_store_box *v;
+	char got[64];
+	size_t n, i;
+
+	ck_assert_int_eq(
+	    np_store_box_fetch(st, "@bob", tag, after, 50, NOW, &v, &n), NP_OK);
+	ck_assert_uint_lt(n, sizeof(got));
+	for (i = 0; i < n; i++) {
+		got[i] = (char)('0' + v[i].box[0]);
+		ck_assert_str_eq(v[i].tag,
+				 tag != NULL ? tag : "");
+		if (i > 0) {
+			ck_assert_int_gt(v[i].seq, v[i - 1].seq);
+		}
+	}
+	got[n] = '\0';
+	np_store_boxes_free(v, n);
+	ck_assert_str_eq(got, want);
+}
+
+START_TEST(test_box_tags)
+{
+	int64_t s0, s3;
+
+	make_ident("@bob", 2);
+	ck_assert_int_eq(put_tagged("@bob", 0, NULL, &s0), NP_OK);
+	ck_assert_int_eq(put_tagged("@bob", 1, "t1", NULL), NP_OK);
+	ck_assert_int_eq(put_tagged("@bob", 2, "t2", NULL), NP_OK);
+	ck_assert_int_eq(put_tagged("@bob", 3, "", &s3), NP_OK);
+	ck_assert_int_eq(put_tagged("@bob", 4, "t1", NULL), NP_OK);
+	ck_assert_int_eq(put_tagged("@bob", 5,
+				    "abcdefghijklmnopqrstuvwxyz012345", NULL),
+			 NP_OK);
+	fetch_tag(NULL, 0, "03");
+	fetch_tag("", 0, "03");
+	fetch_tag("t1", 0, "14");
+	fetch_tag("t2", 0, "2");
+	fetch_tag("abcdefghijklmnopqrstuvwxyz012345", 0, "5");
+	fetch_tag("nobody", 0, "");
+	/* Paging after a seq, within one tag. */
+	fetch_tag(NULL, s0, "3");
+	fetch_tag(NULL, s3, "");
+	/* The queue bound and the count cover all tags. */
+	{
+		int64_t c;
+
+		ck_assert_int_eq(np_store_box_count(st, "@bob", &c), NP_OK);
+		ck_assert_int_eq(c, 6);
+	}
+	/* Ack does not care about tags. */
+	ck_assert_int_eq(np_store_box_ack(st, "@bob", s3), NP_OK);
+	fetch_tag(NULL, 0, "0");
+}
+END_TEST
+
+START_TEST(test_box_tag_bad)
+{
+	struct np_store_box *v = (void *)1;
+	size_t n = 7;
+	static const char *const bad[] = {
+	    "T1", "a-b", "a b", "a_b", "abcdefghijklmnopqrstuvwxyz0123456",
+	    "\xc3\xa9", "tag\n",
+	};
+	size_t i;
+
+	make_ident("@bob", 2);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (strlen(bad[i]) <= NP_STORE_TAG_MAX) { /* fits b.tag */
+			ck_assert_int_eq(put_tagged("@bob", 1, bad[i], NULL),
+					 NP_ERR_INVALID);
+		}
+		ck_assert_int_eq(np_store_box_fetch(st, "@bob", bad[i], 0, 10,
+						    NOW, &v, &n),
+				 NP_ERR_INVALID);
+		ck_assert_ptr_null(v);
+		ck_assert_uint_eq(n, 0);
+	}
+	/* A tag array without a terminator is refused, not overread. */
+	{
+		struct np_store_box b;
+		uint8_t d = 1;
+
+		memset(&b, 0, sizeof(b));
+		snprintf(b.recipient, sizeof(b.recipient), "@bob");
+		snprintf(b.sender, sizeof(b.sender), "@sender");
+		snprintf(b.mid, sizeof(b.mid), "%s", mid_n(1));
+		memset(b.tag, 'a', sizeof(b.tag));
+		b.box = &d;
+		b.box_len = 1;
+		b.expires_ms = NOW + HOUR;
+		ck_assert_int_eq(np_store_box_put(st, &b, 10, NULL, NULL),
+				 NP_ERR_INVALID);
+	}
+	{
+		int64_t c;
+
+		ck_assert_int_eq(np_store_box_count(st, "@bob", &c), NP_OK);
+		ck_assert_int_eq(c, 0);
+	}
+}
+END_TEST
+
+/* The schema of the previous release (version 1), by hand. */
+static const char v1_schema[] =
+    "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+    "INSERT INTO schema_version VALUES (1);"
+    "CREATE TABLE identities ("
+    " name TEXT PRIMARY KEY NOT NULL,"
+    " pk BLOB NOT NULL CHECK (length(pk) = 32),"
+    " state TEXT NOT NULL CHECK (state IN ('active', 'revoked')),"
+    " created INTEGER NOT NULL,"
+    " updated INTEGER NOT NULL);"
+    "CREATE TABLE rotations ("
+    " name TEXT NOT NULL REFERENCES identities (name) ON DELETE CASCADE,"
+    " idx INTEGER NOT NULL,"
+    " old_pk BLOB NOT NULL CHECK (length(old_pk) = 32),"
+    " new_pk BLOB NOT NULL CHECK (length(new_pk) = 32),"
+    " sig BLOB NOT NULL CHECK (length(sig) = 64),"
+    " PRIMARY KEY (name, idx));"
+    "CREATE TABLE tokens ("
+    " name TEXT NOT NULL,"
+    " hash BLOB NOT NULL CHECK (length(hash) = 32),"
+    " expires INTEGER NOT NULL,"
+    " issued_at INTEGER NOT NULL);"
+    "CREATE INDEX tokens_name ON tokens (name);"
+    "CREATE TABLE boxes ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " recipient TEXT NOT NULL REFERENCES identities (name),"
+    " sender TEXT NOT NULL,"
+    " mid TEXT NOT NULL,"
+    " box BLOB NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " expires_ms INTEGER NOT NULL,"
+    " UNIQUE (recipient, mid));"
+    "CREATE INDEX boxes_recipient_seq ON boxes (recipient, seq);"
+    "CREATE INDEX boxes_expires ON boxes (expires_ms);"
+    "INSERT INTO identities VALUES ('@bob', zeroblob(32), 'active', 1, 1);"
+    "INSERT INTO boxes (recipient, sender, mid, box, created_ms, expires_ms)"
+    " VALUES ('@bob', '@alice', '0000000000000000000000000000abcd',"
+    " x'07', 1700000000000, 1700003600000);";
+
+static void
+make_db(const char *p, const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *err = NULL;
+
+	ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, &err), SQLITE_OK);
+	sqlite3_free(err);
+	ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+}
+
+static int64_t
+db_version(const char *p)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	int64_t v = -1;
+
+	ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(db,
+					    "SELECT max(version) FROM "
+					    "schema_version",
+					    -1, &q, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+START_TEST(test_migrate_v1)
+{
+	struct np_store_box *v;
+	char old[160];
+	size_t n;
+	int64_t s1;
+
+	np_store_close(st);
+	st = NULL;
+	snprintf(old, sizeof(old), "%s/old.db", dir);
+	make_db(old, v1_schema);
+	ck_assert_int_eq(db_version(old), 1);
+	ck_assert_int_eq(np_store_open(old, 0, &st), NP_OK);
+	ck_assert_int_eq(db_version(old), 2);
+	/* The old box survives, untagged. */
+	ck_assert_int_eq(np_store_box_fetch(st, "@bob", NULL, 0, 10, NOW, &v,
+					    &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(v[0].mid, "0000000000000000000000000000abcd");
+	ck_assert_str_eq(v[0].tag, "");
+	ck_assert_uint_eq(v[0].box[0], 7);
+	np_store_boxes_free(v, n);
+	/* Tagged boxes work on the migrated database. */
+	ck_assert_int_eq(put_tagged("@bob", 1, "x1", &s1), NP_OK);
+	fetch_tag("x1", 0, "1");
+	fetch_tag(NULL, 0, "7");
+	/* Opening it again is a no-op. */
+	np_store_close(st);
+	st = NULL;
+	ck_assert_int_eq(np_store_open(old, 0, &st), NP_OK);
+	ck_assert_int_eq(db_version(old), 2);
+	fetch_tag("x1", 0, "1");
+	np_store_close(st);
+	st = NULL;
+	unlink(old);
+	snprintf(old + strlen(old), sizeof(old) - strlen(old), "-wal");
+	unlink(old);
+	old[strlen(old) - 4] = '\0';
+	snprintf(old + strlen(old), sizeof(old) - strlen(old), "-shm");
+	unlink(old);
+	/* Reopen the fixture's database for teardown. */
+	ck_assert_int_eq(np_store_open(path, 0, &st), NP_OK);
+}
+END_TEST
+
+START_TEST(test_unknown_version)
+{
+	char p[160];
+	struct np_store *s2 = NULL;
+
+	snprintf(p, sizeof(p), "%s/future.db", dir);
+	make_db(p, "CREATE TABLE schema_version (version INTEGER NOT NULL);"
+		   "INSERT INTO schema_version VALUES (99);");
+	ck_assert_int_eq(np_store_open(p, 0, &s2), NP_ERR_INVALID);
+	ck_assert_ptr_null(s2);
+	ck_assert_int_eq(db_version(p), 99);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/empty.db", dir);
+	make_db(p, "CREATE TABLE schema_version (version INTEGER NOT NULL);");
+	ck_assert_int_eq(np_store_open(p, 0, &s2), NP_ERR_INVALID);
+	ck_assert_ptr_null(s2);
+	unlink(p);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -650,6 +921,8 @@ store_suite(void)
 	tcase_add_test(tc, test_open_not_a_store);
 	tcase_add_test(tc, test_reopen);
 	tcase_add_test(tc, test_data_version);
+	tcase_add_test(tc, test_migrate_v1);
+	tcase_add_test(tc, test_unknown_version);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("enroll");
@@ -677,6 +950,8 @@ store_suite(void)
 	tcase_add_test(tc, test_box_bad_input);
 	tcase_add_test(tc, test_expiry);
 	tcase_add_test(tc, test_list);
+	tcase_add_test(tc, test_box_tags);
+	tcase_add_test(tc, test_box_tag_bad);
 	suite_add_tcase(s, tc);
 	return s;
 }
