@@ -158,6 +158,7 @@ demo: deps all
 # Benchmarks: ratios against anchors measured in the same run (bench/run).
 bench: deps all tools
 	$(Q)BUILD=$(BUILD) bench/run
+	$(Q)BUILD=$(BUILD) bench/ssh-latency
 
 # Stops the lab that `make demo` left running.
 demo-stop:
