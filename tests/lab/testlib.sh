@@ -48,7 +48,8 @@ lab_require() {
 	p=$(readlink -f "$BUILD/np-keyhelper")
 	while :; do
 		read -r owner mode < <(stat -L -c '%u %a' "$p")
-		if [ "$owner" != 0 ] || [ $((8#$mode & 8#022)) != 0 ]; then
+		if { [ "$owner" != 0 ] || [ $((8#$mode & 8#022)) != 0 ]; } &&
+		    [ "$(id -u)" != 0 ]; then
 			skip "sshd would refuse $BUILD/np-keyhelper as AuthorizedKeysCommand: $p is not root-owned or is group/other-writable (mode $mode, uid $owner); build in a root-owned checkout"
 		fi
 		[ "$p" = / ] && break
