@@ -130,24 +130,33 @@ FUZZ_CC	?= clang
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ilib -Iserver -Iproxy \
-	$(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined -DNP_FUZZING
+	-Irendezvous -Idevice $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	-DNP_FUZZING
 fuzz:
 	$(Q)if command -v $(FUZZ_CC) >/dev/null 2>&1; then \
 		$(MAKE) -s --no-print-directory $(FUZZ_BINS); \
 	else echo "fuzz: $(FUZZ_CC) not found, fuzz targets not built"; fi
 
-FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRC) $(SRV_SRC))
-.SECONDARY: $(FUZZ_OBJS)
+# Every daemon's parsers are fuzzed, so every folder but the mains goes in
+# one archive: a target links only the objects it needs.
+FUZZ_OBJS := $(patsubst %.c,build-fuzz/obj/%.o,$(LIB_SRC) $(SRV_SRC) \
+	$(NP_SRC) $(SRD_SRC) $(DEV_SRC))
+FUZZ_LIB := build-fuzz/libfuzz.a
+.SECONDARY: $(FUZZ_OBJS) $(FUZZ_LIB)
+$(FUZZ_LIB): $(FUZZ_OBJS)
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  FUZZCC  $<")
 	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS:-fsanitize=fuzzer,%=-fsanitize=fuzzer-no-link,%) \
 		-MMD -MP -c -o $@ $<
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@mkdir -p build-fuzz
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_OBJS) $(PKG_LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB) $(PKG_LIBS)
 
 fuzz-smoke: fuzz
 	$(Q)BUILD=$(BUILD) scripts/run-tests fuzz

@@ -341,6 +341,26 @@ get_expect(struct np_buf *b, const char *s)
 	return NP_OK;
 }
 
+/*
+ * Base64 characters and line ends only: libsodium 1.0.18's decoder takes
+ * bytes >= 0x80 for letters, so check the alphabet first.
+ */
+static int
+pem_alphabet_ok(const char *s, size_t len)
+{
+	size_t i, start = 0;
+
+	for (i = 0; i <= len; i++) {
+		if (i == len || s[i] == '\r' || s[i] == '\n') {
+			if (!np_b64_alphabet_ok(s + start, i - start, 0)) {
+				return 0;
+			}
+			start = i + 1;
+		}
+	}
+	return 1;
+}
+
 /* Strip the PEM armour and decode the body into a new secure buffer. */
 static int
 pem_decode(const uint8_t *data, size_t len, struct np_buf **out)
@@ -366,7 +386,8 @@ pem_decode(const uint8_t *data, size_t len, struct np_buf **out)
 	}
 	body = (const char *)data + blen;
 	blen_body = len - blen - elen;
-	if (blen_body == 0 || body[blen_body - 1] != '\n') {
+	if (blen_body == 0 || body[blen_body - 1] != '\n' ||
+	    !pem_alphabet_ok(body, blen_body)) {
 		return NP_ERR_INVALID;
 	}
 	if ((b = np_buf_new_secure(NP_SSHKEY_PRIV_MAX)) == NULL) {
@@ -756,7 +777,9 @@ decode_blob(const uint8_t *s, size_t n, struct np_sshpub *p)
 	size_t max = n / 4 * 3 + 3, got = 0;
 	const char *end = NULL;
 
-	if (n == 0 || max > NP_SSHPUB_BLOB_MAX) {
+	/* libsodium 1.0.18 takes bytes >= 0x80 for letters: one encoding. */
+	if (n == 0 || max > NP_SSHPUB_BLOB_MAX ||
+	    !np_b64_alphabet_ok((const char *)s, n, 0)) {
 		return NP_ERR_INVALID;
 	}
 	if ((p->blob = malloc(max)) == NULL) {
