@@ -21,6 +21,15 @@ case $LAB_BUILD in /*) ;; *) LAB_BUILD=$LAB_TOP/$LAB_BUILD ;; esac
 LAB_SSHD=${LAB_SSHD:-/usr/sbin/sshd}
 LAB_PROGS="np-server np-srd sshd np-deviced"
 LAB_STOP_LIMIT=${LAB_STOP_LIMIT:-10}
+# Where the parts run.  On loopback (the default) everything runs here and
+# np-server and np-srd listen on 127.0.0.1.  tests/netns/ puts the cloud
+# (np-server, np-srd), the device (sshd, np-deviced) and the client (np,
+# ssh) in network namespaces of their own: LAB_NS_CLOUD, LAB_NS_DEVICE and
+# LAB_NS_CLIENT name them, and LAB_CLOUD_ADDR is the cloud's address.
+LAB_CLOUD_ADDR=${LAB_CLOUD_ADDR:-127.0.0.1}
+LAB_NS_CLOUD=${LAB_NS_CLOUD:-}
+LAB_NS_DEVICE=${LAB_NS_DEVICE:-}
+LAB_NS_CLIENT=${LAB_NS_CLIENT:-}
 
 lab_say() { printf 'lab: %s\n' "$*" >&2; }
 lab_die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
@@ -33,6 +42,39 @@ lab_abs() {
 	esac
 }
 
+# lab_role NAME: where program NAME runs: cloud, device or client.
+lab_role() {
+	case $1 in
+	np-server | np-srd) echo cloud ;;
+	sshd | np-deviced) echo device ;;
+	*) echo client ;;
+	esac
+}
+
+# lab_ns ROLE: the network namespace of ROLE (cloud, device, client);
+# empty when it runs here.
+lab_ns() {
+	case $1 in
+	cloud) printf '%s\n' "$LAB_NS_CLOUD" ;;
+	device) printf '%s\n' "$LAB_NS_DEVICE" ;;
+	client) printf '%s\n' "$LAB_NS_CLIENT" ;;
+	*) lab_die "unknown role $1" ;;
+	esac
+}
+
+# lab_in ROLE COMMAND...: runs COMMAND (a program, not a shell function)
+# where ROLE lives: in its network namespace when the lab has one.
+lab_in() {
+	local ns
+	ns=$(lab_ns "$1") || exit 1
+	shift
+	if [ -n "$ns" ]; then
+		ip netns exec "$ns" "$@"
+	else
+		"$@"
+	fi
+}
+
 # lab_pid DIR NAME: prints the pid of NAME when its pid file names a live
 # process that still is NAME (a recycled pid is not ours); else fails.
 lab_pid() {
@@ -42,9 +84,10 @@ lab_pid() {
 	case $pid in '' | *[!0-9]*) return 1 ;; esac
 	kill -0 "$pid" 2>/dev/null || return 1
 	exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || exe=
-	# setsid and env exec the program: seen only just after lab_spawn.
+	# setsid, ip (netns exec) and env exec the program: seen only just
+	# after lab_spawn.
 	case ${exe##*/} in
-	"$2" | "$2 (deleted)" | setsid | env) ;;
+	"$2" | "$2 (deleted)" | setsid | env | ip) ;;
 	*) return 1 ;;
 	esac
 	printf '%s\n' "$pid"
@@ -81,14 +124,18 @@ lab_stop() {
 }
 
 # lab_spawn DIR NAME COMMAND...: runs COMMAND in the background in its own
-# session (so the lab outlives the shell that started it), stdin from
+# session (so the lab outlives the shell that started it), where NAME's
+# role lives (lab_role: in its network namespace, if any), stdin from
 # /dev/null, stdout and stderr appended to DIR/logs/NAME.log; writes
 # DIR/pids/NAME.pid.  SIGINT/SIGQUIT get their default action back (bash
 # ignores them in background jobs).
 lab_spawn() {
-	local dir=$1 name=$2 pid
+	local dir=$1 name=$2 pid ns pre=()
 	shift 2
-	setsid env --default-signal=INT,QUIT "$@" </dev/null \
+	# setsid, ip netns exec and env each exec the next: one pid.
+	ns=$(lab_ns "$(lab_role "$name")")
+	[ -z "$ns" ] || pre=(ip netns exec "$ns")
+	setsid "${pre[@]}" env --default-signal=INT,QUIT "$@" </dev/null \
 	    >>"$dir/logs/$name.log" 2>&1 &
 	pid=$!
 	echo "$pid" >"$dir/pids/$name.pid.tmp"
@@ -132,9 +179,10 @@ lab_lines() {
 	if [ -f "$1" ]; then wc -l <"$1" | tr -d ' '; else echo 0; fi
 }
 
-# lab_tcp_open PORT: something accepts connections on 127.0.0.1:PORT.
+# lab_tcp_open PORT [ROLE]: something accepts connections on
+# 127.0.0.1:PORT where ROLE (default device: the lab's sshd) lives.
 lab_tcp_open() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+	lab_in "${2:-device}" bash -c '(exec 3<>"/dev/tcp/127.0.0.1/$0") 2>/dev/null' "$1"
 }
 
 # lab_tail DIR NAME: the end of NAME's log, for an error message.
@@ -158,7 +206,7 @@ lab_start() {
 	np-server)
 		rm -f "$dir/server/port"
 		lab_spawn "$dir" np-server "$LAB_BUILD/np-server" run \
-		    -d "$dir/server" -l "127.0.0.1:${SERVER_PORT:-0}" \
+		    -d "$dir/server" -l "$LAB_CLOUD_ADDR:${SERVER_PORT:-0}" \
 		    --port-file "$dir/server/port" -v
 		lab_ready "$dir" np-server 15 test -s "$dir/server/port" || {
 			lab_tail "$dir" np-server
@@ -202,6 +250,6 @@ lab_start() {
 # device process is still alive, so a stale answer cannot count).
 lab_ping() {
 	lab_alive "$1" np-deviced || return 1
-	timeout 10 "$LAB_BUILD/np" -F "$1/client.conf" ping "$LAB_HOST" \
-	    >/dev/null 2>&1
+	lab_in client timeout 10 "$LAB_BUILD/np" -F "$1/client.conf" ping \
+	    "$LAB_HOST" >/dev/null 2>&1
 }

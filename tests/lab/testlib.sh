@@ -5,6 +5,9 @@
 
 LAB=$T/lab
 LABBIN=$TOP/tests/lab
+# lab_in, lab_ns, ...: where the lab's parts run (netns or here).
+# shellcheck disable=SC1091
+. "$LABBIN/lib.sh"
 LAB_IS_UP=0
 
 # The lab's logs are in $LAB/logs: shown on failure, scanned for
@@ -66,7 +69,7 @@ lab_up() {
 	    fail "tests/lab/up failed: $(cat "$T/lab-up.out")"
 	# shellcheck disable=SC1091
 	. "$LAB/lab.env"
-	log "lab up: $LAB_HOST, sshd 127.0.0.1:$SSHD_PORT, np-server 127.0.0.1:$SERVER_PORT"
+	log "lab up: $LAB_HOST, sshd 127.0.0.1:$SSHD_PORT, np-server $LAB_CLOUD_ADDR:$SERVER_PORT"
 }
 
 # lab_pidof NAME: the pid of the lab's NAME (np-server np-srd np-deviced
@@ -100,7 +103,8 @@ lab_kill() {
 # lssh ARGS...: ssh through the lab (its ssh_config), never prompting,
 # bounded by $SSH_LIMIT seconds (default 60).
 lssh() {
-	timeout "${SSH_LIMIT:-60}" ssh -F "$LAB/ssh_config" -o BatchMode=yes "$@"
+	lab_in client timeout "${SSH_LIMIT:-60}" ssh -F "$LAB/ssh_config" \
+	    -o BatchMode=yes "$@"
 }
 
 # lab_log_count NAME ERE: lines of the lab's NAME log matching ERE.
