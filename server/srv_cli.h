@@ -60,6 +60,10 @@ extern const struct np_conf_kw srv_conf_table[];
 void srv_conf_init(struct srv_conf *c);
 int srv_conf_load(struct srv_conf *c, const char *path, char *err,
 		  size_t errlen);
+/* The checks and defaults after parsing (path: for messages, may be
+ * NULL).  Pure; srv_conf_load ends with it. */
+int srv_conf_check(struct srv_conf *c, const char *path, char *err,
+		   size_t errlen);
 void srv_conf_free(struct srv_conf *c);
 /* Text of a server.conf with every keyword commented out at its default. */
 int srv_conf_default_text(struct np_buf *out);

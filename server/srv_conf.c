@@ -64,13 +64,21 @@ dup_default(char **field, const char *def)
 int
 srv_conf_load(struct srv_conf *c, const char *path, char *err, size_t errlen)
 {
-	struct np_hostport hp;
-	int level, r;
+	int r;
 
 	if (path != NULL &&
 	    (r = np_conf_load(srv_conf_table, c, path, err, errlen)) != NP_OK) {
 		return r;
 	}
+	return srv_conf_check(c, path, err, errlen);
+}
+
+int
+srv_conf_check(struct srv_conf *c, const char *path, char *err, size_t errlen)
+{
+	struct np_hostport hp;
+	int level, r;
+
 	if ((r = dup_default(&c->listen, SRV_DEFAULT_LISTEN)) != NP_OK ||
 	    (r = dup_default(&c->log_level, SRV_DEFAULT_LOG_LEVEL)) != NP_OK) {
 		snprintf(err, errlen, "out of memory");
