@@ -834,8 +834,8 @@ replay_parse_line(const char *s, size_t len, struct replay_ent *e)
 	return 0;
 }
 
-static void
-replay_load(struct np_replay *rc, const uint8_t *p, size_t len,
+void
+np_replay_load(struct np_replay *rc, const uint8_t *p, size_t len,
     int64_t now_ms)
 {
 	const uint8_t *end = p + len, *nl;
@@ -882,7 +882,8 @@ np_replay_persist(struct np_replay *rc, const char *path)
 	}
 	r = np_file_read_checked(path, cap, 022, 0, &b);
 	if (r == NP_OK) {
-		replay_load(rc, np_buf_ptr(b), np_buf_len(b), now_ms_real());
+		np_replay_load(rc, np_buf_ptr(b), np_buf_len(b),
+		    now_ms_real());
 	} else if (r != NP_ERR_NOT_FOUND) {
 		goto out;
 	}

@@ -108,5 +108,12 @@ size_t np_replay_count(const struct np_replay *rc);
  * live entries.
  */
 int np_replay_persist(struct np_replay *rc, const char *path);
+/*
+ * Add the live entries of replay-file text p[0..len) ("MID UNTIL_MS"
+ * lines; garbage lines, expired and repeated ids skipped) to rc, up to
+ * its size.  Pure: np_replay_persist's reader (fuzz target).
+ */
+void np_replay_load(struct np_replay *rc, const uint8_t *p, size_t len,
+    int64_t now_ms);
 
 #endif
