@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # ssh DEVICE.noports from an office behind NAT to a home device behind
-# another NAT, through np-server and np-srd in the cloud; and nothing on
+# another NAT, through np-server and np-srd in the cloud; a capture of
+# everything on "the internet" holds no byte the user typed or read and no
+# control-plane message in clear; and nothing on
 # the home side accepts a connection from outside: a scan of every TCP
 # port of the home router's outside address (from the cloud and from the
 # office) and of the device itself (from the cloud, routed at the
@@ -10,7 +12,18 @@ netns_require
 netns_up
 netns_lab_up
 
+# Everything that crosses "the internet" is captured on its bridge.
+command -v tcpdump >/dev/null || fail "tcpdump not installed (scripts/install-deps)"
+bg tcpdump ip netns exec "$NS_INET" tcpdump -i br0 -U -s 0 -Z root -w "$T/inet.pcap"
+TCPDUMP=$BGPID
+wait_for 10 grep -q 'listening on' "$T/tcpdump.log" || fail "tcpdump did not start"
+marker=secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
 # 1. Commands, exit codes, stdin and a file copy, from the office.
+run marker lssh "$LAB_HOST" "cat; echo $marker-echoed" <<<"$marker-stdin"
+expect_rc 0 "ssh with a marker"
+expect_eq "$marker-stdin
+$marker-echoed" "$OUT" "the marker's round trip"
 run echo lssh "$LAB_HOST" 'echo "hello from $(hostname) $SSH_CONNECTION"'
 expect_rc 0 "ssh through both NATs"
 expect_match '^hello from ' "$OUT" "remote command output"
@@ -26,6 +39,21 @@ run scp lab_in client timeout 60 scp -q -F "$LAB/ssh_config" \
     -o BatchMode=yes "$T/blob" "$LAB_HOST:$T/blob.copy"
 expect_rc 0 "scp through both NATs"
 expect_eq "$want" "$(sha256sum <"$T/blob.copy" | cut -d' ' -f1)" "scp copy"
+
+# Nothing readable in the middle: the capture holds the sessions (their
+# bytes, ssh's version banners) but not the marker the user typed and
+# read back, nor any control-plane message in clear.
+kill -TERM "$TCPDUMP"
+wait_exit "$TCPDUMP" 10 || fail "tcpdump did not stop"
+size=$(stat -c %s "$T/inet.pcap")
+[ "$size" -gt $((16 << 20)) ] ||
+    fail "the capture holds only $size bytes: it missed the sessions"
+grep -aq 'SSH-2.0-' "$T/inet.pcap" || fail "no ssh banner in the capture (control)"
+! grep -aq "$marker" "$T/inet.pcap" ||
+    fail "the marker crossed the internet in clear"
+! grep -aEq '"t" *: *"(hello|auth|send|deliver)"|np\.session\.req' "$T/inet.pcap" ||
+    fail "a control-plane message crossed the internet in clear"
+log "capture: $size bytes on the internet bridge, no marker, no clear control message"
 
 # The rendezvous saw both sides come from the routers' outside addresses
 # (the NATs), never from the LAN addresses behind them.
