@@ -26,11 +26,7 @@ cli_err(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	for (char *p = msg; *p != '\0'; p++) {
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			*p = '?';
-		}
-	}
+	cli_sanitize_inplace(msg);
 	fprintf(stderr, "np: %s\n", msg);
 }
 
@@ -84,6 +80,21 @@ cli_ident_arg(const char *arg, char out[NP_IDENT_MAX + 1])
 		return NP_ERR_INVALID;
 	}
 	return NP_OK;
+}
+
+void
+cli_sanitize_inplace(char *s)
+{
+	unsigned char *u = (unsigned char *)s;
+
+	for (; *u != '\0'; u++) {
+		if (*u < 0x20 || *u == 0x7f) {
+			*u = '?';
+		} else if (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f) {
+			u[0] = u[1] = '?'; /* C1 control, e.g. U+009B CSI */
+			u++;
+		}
+	}
 }
 
 char *

@@ -64,6 +64,9 @@ int cli_parse_long(const char *s, long min, long max, long *v);
 int cli_ident_arg(const char *arg, char out[NP_IDENT_MAX + 1]);
 /* Replace control characters (C0, DEL, C1) with '?': new string. */
 char *cli_sanitize(const char *s);
+/* The same in place, each C1 control's two bytes becoming "??" (cli_err
+ * prints peers' refusal reasons through it). */
+void cli_sanitize_inplace(char *s);
 
 /* "@name ed25519 <base64 pk>" (+ " SHA256:<fp of pk>" when with_fp) on
  * stdout, flushed. */

@@ -1,8 +1,9 @@
 /*
- * libFuzzer target: cli_sanitize, which np applies to every string from
- * a peer before it reaches the terminal (np recv, np ping).  Every
- * string in the input (one JSON object, as a box body) comes out with no
- * C0 or C1 control character and no DEL.
+ * libFuzzer target: cli_sanitize and cli_sanitize_inplace, which np
+ * applies to every string from a peer before it reaches the terminal (np
+ * recv, np ping; cli_err for refusal reasons).  Every string in the
+ * input (one JSON object, as a box body) comes out with no C0 or C1
+ * control character and no DEL; in place, the length stays.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,9 +19,21 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void
-check(const char *s)
+clean(const char *d)
 {
 	const unsigned char *u;
+
+	for (u = (const unsigned char *)d; *u != '\0'; u++) {
+		if (*u < 0x20 || *u == 0x7f ||
+		    (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)) {
+			abort();
+		}
+	}
+}
+
+static void
+check(const char *s)
+{
 	char *d;
 
 	if ((d = cli_sanitize(s)) == NULL) {
@@ -29,12 +42,16 @@ check(const char *s)
 	if (strlen(d) > strlen(s)) {
 		abort();
 	}
-	for (u = (const unsigned char *)d; *u != '\0'; u++) {
-		if (*u < 0x20 || *u == 0x7f ||
-		    (u[0] == 0xc2 && u[1] >= 0x80 && u[1] <= 0x9f)) {
-			abort();
-		}
+	clean(d);
+	free(d);
+	if ((d = strdup(s)) == NULL) {
+		return;
 	}
+	cli_sanitize_inplace(d);
+	if (strlen(d) != strlen(s)) {
+		abort();
+	}
+	clean(d);
 	free(d);
 }
 

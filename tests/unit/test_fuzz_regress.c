@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "cli.h"
 #include "err.h"
 #include "key.h"
 #include "sshkey.h"
@@ -95,6 +96,21 @@ START_TEST(test_private_high_byte_refused)
 }
 END_TEST
 
+/*
+ * Found while listing the parsers for fuzz_sanitize: cli_err, which
+ * prints a device's or a rendezvous' refusal reason, replaced C0
+ * controls and DEL but let C1 controls through (U+009B, CSI, is
+ * "\xc2\x9b" in UTF-8), unlike cli_sanitize.
+ */
+START_TEST(test_sanitize_inplace_c1)
+{
+	char s[] = "a\xc2\x9b" "31mb\x1b[0m\x7f\xc2\xa0\xc2";
+
+	cli_sanitize_inplace(s);
+	ck_assert_str_eq(s, "a??31mb?[0m?\xc2\xa0\xc2");
+}
+END_TEST
+
 static Suite *
 fuzz_regress_suite(void)
 {
@@ -103,6 +119,7 @@ fuzz_regress_suite(void)
 
 	tcase_add_test(tc, test_sshpub_high_byte_refused);
 	tcase_add_test(tc, test_private_high_byte_refused);
+	tcase_add_test(tc, test_sanitize_inplace_c1);
 	suite_add_tcase(s, tc);
 	return s;
 }
