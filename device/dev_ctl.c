@@ -54,6 +54,7 @@
 #define STRANGER_BURST_MS 10000	/* with a burst of ten */
 #define STRANGER_RATE 20	/* refusals to strangers a second, in all */
 #define DROP_LOG_MS 10000	/* dropped strangers: one log line per */
+#define CLOCK_WARN_MS 10000	/* a request this far off our clock: warn */
 
 struct dev_req_box {
 	struct dev_req_box *next;
@@ -430,40 +431,62 @@ handle_ping(struct dev *d, struct dev_peer *p, const struct np_box_msg *m)
 }
 
 /*
- * A stale box from an allowed peer: open it without the time check to
- * find its session id, so the client hears why.
+ * A stale box from an allowed peer: opened once more without the time
+ * check (np_box_open_stale: authentic, and out of its window) only to log
+ * how far the clocks differ and to tell the client why, under its session
+ * id; nothing in it is acted on.
  */
 static void
 handle_stale(struct dev *d, struct dev_peer *p, struct dev_req_box *q)
 {
-	uint8_t xpk[crypto_box_PUBLICKEYBYTES], *pt = NULL;
 	struct np_box_msg *m = NULL;
-	char sid[NP_SR_SID_LEN + 1] = "", rt[DEV_TAG_MAX + 1];
-	size_t ptlen;
+	char sid[NP_SR_SID_LEN + 1] = "", rt[DEV_TAG_MAX + 1], off[48];
+	char why[160];
+	int64_t now = np_now_real_ms(), o;
 
-	np_info("box %s from %s: stale (queued too long, or the clocks of "
-	    "client and device differ)", q->mid, q->from);
-	if (q->len < NP_BOX_OVERHEAD || np_pk_box_pk(p->pk, xpk) != NP_OK) {
+	if (np_box_open_stale(d->key, p->pk, q->from, q->mid, q->box, q->len,
+	    now, &m) != NP_OK) {
+		np_info("box %s from %s: stale (queued too long, or the clocks "
+		    "of client and device differ)", q->mid, q->from);
 		return;
 	}
-	ptlen = q->len - NP_BOX_OVERHEAD;
-	if ((pt = sodium_malloc(ptlen + 1)) == NULL) {
-		return;
-	}
-	if (crypto_box_open_easy(pt, q->box + NP_BOX_NONCE_LEN,
-	    q->len - NP_BOX_NONCE_LEN, q->box, xpk,
-	    np_key_box_sk(d->key)) == 0 &&
-	    np_box_parse_plain(pt, ptlen, &m) == NP_OK &&
-	    strcmp(m->from, p->id) == 0 &&
-	    strcmp(m->to, np_key_name(d->key)) == 0 &&
-	    strcmp(m->type, "np.session.req") == 0 &&
+	o = np_box_clock_off_ms(m, now);
+	np_box_off_text(o, off, sizeof(off));
+	np_warn("box %s from %s: its timestamp is %s this device's clock "
+	    "(allowed: %d s ahead, %lld s behind): %s", q->mid, q->from, off,
+	    NP_BOX_SKEW_MS / 1000,
+	    (long long)m->ttl + NP_BOX_SKEW_MS / 1000, o > 0 ?
+	    "the clocks differ: check NTP on both" :
+	    "queued too long, or the clocks differ: check NTP on both");
+	if (strcmp(m->type, "np.session.req") == 0 &&
 	    dev_req_sid(m->body, sid) == NP_OK) {
 		dev_body_rt(m->body, rt);
-		refuse(d, p, rt, sid, "stale request (check the clocks of client "
-		    "and device)");
+		snprintf(why, sizeof(why), "stale request: its timestamp is %s "
+		    "the device's clock", off);
+		refuse(d, p, rt, sid, why);
 	}
 	np_box_msg_free(m);
-	sodium_free(pt);
+}
+
+/*
+ * A request inside its window whose timestamp is still well off our
+ * clock: the client will likely refuse our answer (its window is the
+ * same, seen from the other side), so say why here too.
+ */
+static void
+clock_check(const struct dev_req_box *q, const struct np_box_msg *m)
+{
+	int64_t o = np_box_clock_off_ms(m, np_now_real_ms());
+	char off[48];
+
+	if (o > -CLOCK_WARN_MS && o < CLOCK_WARN_MS) {
+		return;
+	}
+	np_box_off_text(o, off, sizeof(off));
+	np_warn("box %s from %s: its timestamp is %s this device's clock "
+	    "(inside the window, but the client may refuse the answer): %s",
+	    q->mid, q->from, off, o > 0 ? "the clocks differ: check NTP on "
+	    "both" : "queued, or the clocks differ: check NTP on both");
 }
 
 /* Open a box from p (whose key is known) and answer it. */
@@ -489,6 +512,7 @@ ctl_handle(struct dev *d, struct dev_peer *p, struct dev_req_box *q)
 	} else if (r != NP_OK) {
 		np_warn_r(r, "dropped box %s from %s", q->mid, q->from);
 	} else if (strcmp(m->type, "np.session.req") == 0) {
+		clock_check(q, m);
 		handle_req(d, p, m);
 	} else if (strcmp(m->type, "np.ping") == 0) {
 		handle_ping(d, p, m);

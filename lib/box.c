@@ -550,11 +550,11 @@ check_time(const struct np_box_msg *m, int64_t now_ms)
 	return NP_OK;
 }
 
-int
-np_box_open(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
+/* Decryption, plaintext and routing: everything but time and replay. */
+static int
+open_routed(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
     const char *outer_from, const char *outer_mid, const uint8_t *box,
-    size_t len, int64_t now_ms, struct np_replay *rc,
-    struct np_box_msg **out)
+    size_t len, struct np_box_msg **out)
 {
 	struct np_box_msg *m = NULL;
 	uint8_t *pt = NULL;
@@ -582,8 +582,29 @@ np_box_open(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
 		r = r == NP_ERR_ALLOC ? r : NP_ERR_INVALID;
 		goto out;
 	}
-	if ((r = check_routing(m, me, outer_from, outer_mid)) != NP_OK ||
-	    (r = check_time(m, now_ms)) != NP_OK) {
+	if ((r = check_routing(m, me, outer_from, outer_mid)) != NP_OK) {
+		goto out;
+	}
+	*out = m;
+	m = NULL;
+out:
+	sodium_free(pt); /* wipes */
+	np_box_msg_free(m);
+	return r;
+}
+
+int
+np_box_open(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
+    const char *outer_from, const char *outer_mid, const uint8_t *box,
+    size_t len, int64_t now_ms, struct np_replay *rc,
+    struct np_box_msg **out)
+{
+	struct np_box_msg *m = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = open_routed(me, from_pk, outer_from, outer_mid, box, len,
+	    &m)) != NP_OK || (r = check_time(m, now_ms)) != NP_OK) {
 		goto out;
 	}
 	if (rc != NULL && (r = np_replay_check_add(rc, m->id, msg_until(m),
@@ -593,9 +614,46 @@ np_box_open(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
 	*out = m;
 	m = NULL;
 out:
-	sodium_free(pt); /* wipes */
 	np_box_msg_free(m);
 	return r;
+}
+
+int
+np_box_open_stale(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
+    const char *outer_from, const char *outer_mid, const uint8_t *box,
+    size_t len, int64_t now_ms, struct np_box_msg **out)
+{
+	struct np_box_msg *m = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = open_routed(me, from_pk, outer_from, outer_mid, box, len,
+	    &m)) != NP_OK) {
+		return r;
+	}
+	/* Only a box that is out of its window for its timestamp alone. */
+	if (m->ttl > NP_BOX_MAX_TTL || check_time(m, now_ms) != NP_ERR_STALE) {
+		np_box_msg_free(m);
+		return NP_ERR_INVALID;
+	}
+	*out = m;
+	return NP_OK;
+}
+
+int64_t
+np_box_clock_off_ms(const struct np_box_msg *m, int64_t now_ms)
+{
+	return m->ts - now_ms;
+}
+
+void
+np_box_off_text(int64_t off_ms, char *buf, size_t len)
+{
+	int64_t a = off_ms < 0 ? -off_ms : off_ms;
+
+	/* Whole seconds, rounded; "0 s" only for sub-second offsets. */
+	snprintf(buf, len, "%lld s %s", (long long)((a + 500) / 1000),
+	    off_ms < 0 ? "behind" : "ahead of");
 }
 
 /* ---- replay cache ---- */

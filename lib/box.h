@@ -76,6 +76,30 @@ int np_box_open(const struct np_key *me, const uint8_t from_pk[NP_PK_LEN],
     struct np_box_msg **out);
 
 /*
+ * For diagnostics only, after np_box_open() said NP_ERR_STALE: the same
+ * checks (decryption with the sender's key, plaintext, from/to/id against
+ * the routing) without the time window and the replay cache.  NP_OK only
+ * for a box that is authentic and outside its window because of its ts
+ * (a box inside its window, or with a ttl above NP_BOX_MAX_TTL, gives
+ * NP_ERR_INVALID), so it cannot serve as a way around the window.  The
+ * message must never be acted on (no session started, no key used, no
+ * reply trusted): a caller may only derive a diagnostic from it, e.g. the
+ * sender's clock offset, or refuse the request it carries.
+ */
+int np_box_open_stale(const struct np_key *me,
+    const uint8_t from_pk[NP_PK_LEN], const char *outer_from,
+    const char *outer_mid, const uint8_t *box, size_t len, int64_t now_ms,
+    struct np_box_msg **out);
+/*
+ * How far the sender's clock, as the box's ts shows it, is from now:
+ * ts - now_ms (> 0: ahead; < 0: behind, which includes the time the box
+ * spent in transit or queued).
+ */
+int64_t np_box_clock_off_ms(const struct np_box_msg *m, int64_t now_ms);
+/* "N s ahead of" / "N s behind" for an offset (whole seconds, rounded). */
+void np_box_off_text(int64_t off_ms, char *buf, size_t len);
+
+/*
  * Mark every string under o (objects and arrays, recursively) to be wiped
  * with sodium_memzero when json-c frees it, i.e. when its last reference
  * goes.  np_box_parse_plain() / np_box_open() do this for everything they

@@ -121,7 +121,7 @@ ping_run(struct np_cli *cli, const struct np_target *t)
 	struct ping_wait pw;
 	const char *ids[1] = { t->ident };
 	uint8_t pk[1][NP_PK_LEN];
-	char ver[PONG_STR_MAX + 1], devs[1024], feats[1024];
+	char ver[PONG_STR_MAX + 1], devs[1024], feats[1024], msg[512];
 	uint64_t t0;
 	uint32_t rid = 0;
 	long to = cli->cfg.session_timeout > 0 ? cli->cfg.session_timeout :
@@ -143,9 +143,14 @@ ping_run(struct np_cli *cli, const struct np_target *t)
 		    np_strerror(r));
 		goto out;
 	}
+	x->want_session = pw.nonce;
 	r = np_sctx_wait(x, t->ident, pk[0], ping_match, &pw, &w,
 	    &send_failed);
-	if (r == NP_ERR_TIMEOUT) {
+	x->want_session = NULL;
+	if (r == NP_ERR_STALE && x->stale) {
+		np_sctx_stale_msg(x, t->ident, msg, sizeof(msg));
+		cli_err("%s: %s", t->host, msg);
+	} else if (r == NP_ERR_TIMEOUT) {
 		cli_err("%s: no answer from %s within %ld s (is np-deviced "
 		    "running, and does its Allow line name %s?)", t->host,
 		    t->ident, to, np_key_name(x->key));

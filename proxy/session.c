@@ -849,6 +849,61 @@ np_sctx_send(struct np_sctx *x, const char *to,
 }
 
 /*
+ * A box from the peer that np_box_open() found outside the time window.
+ * When it is authentic and answers what we wait for (x->want_session,
+ * fresh for this run, so no old box of the peer's can pass for it), the
+ * peer's clock is off: end the wait (NP_ERR_STALE) with the offset and,
+ * for a refusal, its reason, to tell the user.  Nothing else in it is
+ * used.  Any other box: NP_ERR_AGAIN (dropped, as before).
+ */
+static int
+sctx_stale(struct np_sctx *x, const struct np_push *p,
+    const uint8_t from_pk[NP_PK_LEN])
+{
+	struct np_box_msg *m = NULL;
+	struct json_object *v;
+	int64_t now = np_now_real_ms();
+
+	if (x->want_session == NULL ||
+	    np_box_open_stale(x->key, from_pk, p->from, p->mid, p->box,
+	    p->len, now, &m) != NP_OK) {
+		return NP_ERR_AGAIN;
+	}
+	if (strcmp(m->session, x->want_session) != 0) {
+		np_box_msg_free(m);
+		return NP_ERR_AGAIN;
+	}
+	x->stale = 1;
+	x->stale_off_ms = np_box_clock_off_ms(m, now);
+	snprintf(x->stale_type, sizeof(x->stale_type), "%s", m->type);
+	x->stale_why[0] = '\0';
+	if (json_object_object_get_ex(m->body, "reason", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		snprintf(x->stale_why, sizeof(x->stale_why), "%s",
+		    json_object_get_string(v));
+	}
+	np_box_msg_free(m);
+	return NP_ERR_STALE;
+}
+
+void
+np_sctx_stale_msg(const struct np_sctx *x, const char *peer, char *buf,
+    size_t len)
+{
+	char off[48], said[320] = "";
+
+	np_box_off_text(x->stale_off_ms, off, sizeof(off));
+	if (x->stale_why[0] != '\0') {
+		snprintf(said, sizeof(said), " (%s said: %s)", peer,
+		    x->stale_why);
+	}
+	snprintf(buf, len, "%s's clock is %s ours: its %s is outside the "
+	    "window for message timestamps (%d s) and was not used; check NTP "
+	    "on both%s", peer, off, x->stale_type, NP_BOX_SKEW_MS / 1000,
+	    said);
+}
+
+/*
  * One queued box: NP_ERR_AGAIN to keep waiting, else match's verdict.
  * It came on our tag, so it is for this process or for nobody: acked in
  * every case (a box that fails to open, or answers something else, is
@@ -868,7 +923,8 @@ sctx_offer(struct np_sctx *x, const struct np_push *p, const char *from,
 	} else if ((r = np_box_open(x->key, from_pk, p->from, p->mid,
 	    p->box, p->len, np_now_real_ms(), x->rc, &m)) != NP_OK) {
 		np_debug_r(r, "dropped box %s from %s", p->mid, p->from);
-		r = NP_ERR_AGAIN;
+		r = r == NP_ERR_STALE ? sctx_stale(x, p, from_pk) :
+		    NP_ERR_AGAIN;
 	} else {
 		r = match(x, p, m, arg);
 	}
@@ -1123,12 +1179,17 @@ dev_fail(struct np_sctx *x, const struct np_target *t, int r,
     int send_failed, const struct dev_wait *dw,
     const struct np_cpc_waiter *w)
 {
+	char msg[512];
+
 	if (send_failed) {
 		cli_err("%s: cannot send to %s: %s%s%s%s", t->host, t->ident,
 		    np_strerror(r), w->detail[0] != '\0' ? " (" : "",
 		    w->detail, w->detail[0] != '\0' ? ")" : "");
 	} else if (r == NP_ERR_AUTH && dw->refused) {
 		cli_err("%s: device refused: %.200s", t->host, dw->why);
+	} else if (r == NP_ERR_STALE && x->stale) {
+		np_sctx_stale_msg(x, t->ident, msg, sizeof(msg));
+		cli_err("%s: %s", t->host, msg);
 	} else if (r == NP_ERR_TIMEOUT) {
 		cli_err("%s: no answer from %s within %ld s (is np-deviced "
 		    "running?)", t->host, t->ident, x->timeout_s);
@@ -1173,8 +1234,10 @@ dev_request(struct np_sctx *x, const struct np_target *t, const char *user,
 	    body, &w, &rid)) != NP_OK) {
 		send_failed = 1;
 	} else {
+		x->want_session = s->sid;
 		r = np_sctx_wait(x, t->ident, dev_pk, dev_match, &dw, &w,
 		    &send_failed);
+		x->want_session = NULL;
 	}
 	if (r != NP_OK) {
 		dev_fail(x, t, r, send_failed, &dw, &w);

@@ -130,7 +130,25 @@ struct np_sctx {
 	size_t qbytes;
 	uint64_t deadline; /* monotonic ms */
 	long timeout_s;	   /* for messages */
+	/*
+	 * Set by the caller of np_sctx_wait: the box session (sid, ping
+	 * nonce) of the answer it waits for.  An answer with that session
+	 * that is authentic but outside the time window ends the wait with
+	 * NP_ERR_STALE and fills stale_*, for a diagnostic only (the answer
+	 * itself is never used; np_box_open_stale).
+	 */
+	const char *want_session;
+	int stale;		/* such an answer came */
+	int64_t stale_off_ms;	/* its ts - our clock */
+	char stale_type[NP_BOX_TYPE_MAX + 1];
+	char stale_why[200];	/* its "reason" when it was a refusal */
 };
+/*
+ * One line for the user after NP_ERR_STALE: "PEER's clock is N s ahead
+ * of ours ...".
+ */
+void np_sctx_stale_msg(const struct np_sctx *x, const char *peer, char *buf,
+    size_t len);
 
 /* Load the identity key, make a fresh reply tag (x->tag), connect and
  * authenticate before deadline, keep the pushed boxes.  Prints the

@@ -342,6 +342,70 @@ START_TEST(t_stale)
 }
 END_TEST
 
+/* np_box_open_stale: only authentic boxes outside their window. */
+static int
+open_stale_bob(const struct np_buf *b, const char *from, int64_t now,
+    int64_t *off)
+{
+	struct np_box_msg *m = NULL;
+	int r;
+
+	r = np_box_open_stale(bob, np_key_pk(alice), from, MID1,
+	    np_buf_ptr(b), np_buf_len(b), now, &m);
+	if (r == NP_OK) {
+		ck_assert_ptr_nonnull(m);
+		ck_assert_str_eq(m->session, "s-1");
+		*off = np_box_clock_off_ms(m, now);
+	} else {
+		ck_assert_ptr_null(m);
+	}
+	np_box_msg_free(m);
+	return r;
+}
+
+START_TEST(t_open_stale)
+{
+	struct np_buf *b = seal_ab(NOW);
+	struct np_box_msg *m = NULL;
+	int64_t end = NOW + 60 * 1000 + NP_BOX_SKEW_MS, off = 0;
+	static uint8_t tmp[NP_BOX_MAX];
+	size_t len;
+	char txt[48];
+
+	/* Inside the window: refused (no way around the time check). */
+	ck_assert_int_eq(open_stale_bob(b, "@alice", NOW, &off),
+	    NP_ERR_INVALID);
+	ck_assert_int_eq(open_stale_bob(b, "@alice", end, &off),
+	    NP_ERR_INVALID);
+	ck_assert_int_eq(open_stale_bob(b, "@alice", NOW - NP_BOX_SKEW_MS,
+	    &off), NP_ERR_INVALID);
+	/* The sender's clock 300 s ahead of ours: ts is in our future. */
+	ck_assert_int_eq(open_stale_bob(b, "@alice", NOW - 300000, &off),
+	    NP_OK);
+	ck_assert_int_eq(off, 300000);
+	np_box_off_text(off, txt, sizeof(txt));
+	ck_assert_str_eq(txt, "300 s ahead of");
+	/* 300 s behind. */
+	ck_assert_int_eq(open_stale_bob(b, "@alice", NOW + 300000, &off),
+	    NP_OK);
+	ck_assert_int_eq(off, -300000);
+	np_box_off_text(off, txt, sizeof(txt));
+	ck_assert_str_eq(txt, "300 s behind");
+	ck_assert_int_eq(open_stale_bob(b, "@alice", end + 1, &off), NP_OK);
+	/* Still authenticated and routed. */
+	ck_assert_int_eq(open_stale_bob(b, "@carol", NOW + 300000, &off),
+	    NP_ERR_WRONG_PEER);
+	len = np_buf_len(b);
+	ck_assert_uint_le(len, sizeof(tmp));
+	memcpy(tmp, np_buf_ptr(b), len);
+	tmp[len - 1] ^= 1;
+	ck_assert_int_eq(np_box_open_stale(bob, np_key_pk(alice), "@alice",
+	    MID1, tmp, len, NOW + 300000, &m), NP_ERR_CRYPTO);
+	ck_assert_ptr_null(m);
+	np_buf_free(b);
+}
+END_TEST
+
 START_TEST(t_ttl_too_big)
 {
 	char pt[512];
@@ -699,6 +763,7 @@ box_suite(void)
 	tcase_add_test(tc, t_wrong_keys);
 	tcase_add_test(tc, t_wrong_peer);
 	tcase_add_test(tc, t_stale);
+	tcase_add_test(tc, t_open_stale);
 	tcase_add_test(tc, t_ttl_too_big);
 	tcase_add_test(tc, t_body_wiped);
 	tcase_add_test(tc, t_wipe_mark_twice);
