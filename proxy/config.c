@@ -42,6 +42,9 @@ const struct np_conf_kw np_config_table[] = {
 	{ "SessionTimeout", NP_CONF_DURATION,
 	    offsetof(struct np_config, session_timeout), 0, 1, 3600,
 	    "seconds for the whole session set-up" },
+	{ "KeepAlive", NP_CONF_DURATION, offsetof(struct np_config, keepalive),
+	    0, 0, 3600, "TCP keepalive on the relayed connection, seconds "
+	    "(0: off)" },
 	{ "DeviceAlias", NP_CONF_LINES,
 	    offsetof(struct np_config, device_alias), 0, 0, 0,
 	    "ALIAS @ident [DEVICE]: ssh ALIAS.noports reaches that device" },
@@ -103,6 +106,7 @@ np_config_defaults(struct np_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->connect_timeout = NP_CONFIG_DEFAULT_TIMEOUT;
 	cfg->session_timeout = NP_CONFIG_DEFAULT_SESSION_TIMEOUT;
+	cfg->keepalive = NP_CONFIG_DEFAULT_KEEPALIVE;
 	if ((r = default_path(&cfg->identity_file, NP_CONFIG_DIR,
 	    "identity.key")) != NP_OK ||
 	    (r = default_path(&cfg->known_identities, NP_CONFIG_DIR,

@@ -14,6 +14,7 @@
 #define NP_CONFIG_DEFAULT_TIMEOUT 10	/* ConnectTimeout, seconds */
 #define NP_CACHE_DIR ".cache/noports"	/* under $HOME */
 #define NP_CONFIG_DEFAULT_SESSION_TIMEOUT 15 /* SessionTimeout, seconds */
+#define NP_CONFIG_DEFAULT_KEEPALIVE 30	/* KeepAlive, seconds */
 #define NP_ALIAS_MAX 63			/* characters of an alias */
 #define NP_DEVNAME_MAX 32		/* [a-z0-9_][a-z0-9_-]{0,31} */
 #define NP_ALIASES_MAX 1024		/* DeviceAlias lines */
@@ -36,6 +37,7 @@ struct np_config {
 	char *key_dir;		  /* KeyDir: session keys */
 	char *known_hosts;	  /* KnownHosts: the noports known_hosts */
 	long session_timeout;	  /* SessionTimeout, seconds */
+	long keepalive;		  /* KeepAlive, seconds (0: off) */
 	struct np_strlines device_alias; /* DeviceAlias lines */
 	struct np_alias *aliases; /* DeviceAlias, one per line */
 	size_t naliases;

@@ -1402,6 +1402,15 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 	if ((r = sr_join(x, t, &s, &out->fd)) != NP_OK) {
 		goto out;
 	}
+	/*
+	 * A rendezvous (or a network between) that vanishes without FIN
+	 * must end the relay, not leave ssh waiting for ever: keepalive
+	 * probes when idle, TCP_USER_TIMEOUT when data goes unacked.
+	 */
+	if (cli->cfg.keepalive > 0) {
+		(void)np_sock_keepalive(out->fd, (int)cli->cfg.keepalive,
+		    (int)(cli->cfg.keepalive * 3 * 1000));
+	}
 	cli_step(cli, "relay joined");
  out:
 	np_session_ok_clear(&ok);

@@ -285,6 +285,7 @@ START_TEST(session_keywords)
 	ck_assert_int_eq(np_config_defaults(&cfg), NP_OK);
 	ck_assert_ptr_null(cfg.rendezvous);
 	ck_assert_int_eq(cfg.session_timeout, 15);
+	ck_assert_int_eq(cfg.keepalive, 30);
 	snprintf(want, sizeof(want), "%s/.cache/noports/keys", home);
 	ck_assert_str_eq(cfg.key_dir, want);
 	snprintf(want, sizeof(want), "%s/.cache/noports/known_hosts", home);
@@ -296,6 +297,7 @@ START_TEST(session_keywords)
 	    "KeyDir ~/k\n"
 	    "KnownHosts /tmp/kh\n"
 	    "SessionTimeout 1m\n"
+	    "KeepAlive 0\n"
 	    "DeviceAlias prod @acme web\n"
 	    "DeviceAlias home @me\n"
 	    "deviceAlias x.y_z-1 @a.b\n", &cfg, err, sizeof(err)), NP_OK);
@@ -304,6 +306,7 @@ START_TEST(session_keywords)
 	ck_assert_str_eq(cfg.key_dir, want);
 	ck_assert_str_eq(cfg.known_hosts, "/tmp/kh");
 	ck_assert_int_eq(cfg.session_timeout, 60);
+	ck_assert_int_eq(cfg.keepalive, 0);
 	ck_assert_uint_eq(cfg.naliases, 3);
 	ck_assert_str_eq(cfg.aliases[0].name, "prod");
 	ck_assert_str_eq(cfg.aliases[0].ident, "@acme");
@@ -330,6 +333,8 @@ START_TEST(session_bad_keywords)
 		{ "SessionTimeout 0\n", "cfg:1:" },
 		{ "SessionTimeout 2h\n", "cfg:1:" },
 		{ "SessionTimeout -1\n", "cfg:1:" },
+		{ "KeepAlive 2h\n", "cfg:1:" },
+		{ "KeepAlive -1\n", "cfg:1:" },
 		{ "KeyDir\n", "cfg:1:" },
 		{ "DeviceAlias prod\n", "want ALIAS @ident" },
 		{ "DeviceAlias prod @a web extra\n", "want ALIAS @ident" },
