@@ -74,17 +74,41 @@ peer_describe(const void *sa, size_t salen, char *peer, size_t peerlen,
 	}
 }
 
+/*
+ * Count one more unauthenticated connection of a source.  At the cap, the
+ * oldest unauthenticated connection of that source is closed to make room
+ * (as np-srd does): many clients share one address behind a NAT, and a
+ * flood from one of them must not lock the others out; a newcomer that
+ * authenticates before MaxUnauthPerSource newer ones arrive gets in.
+ */
 static int
-src_take(struct srv *s, const uint8_t key[SRV_SRCKEY_LEN])
+src_take(struct srv *s, const uint8_t key[SRV_SRCKEY_LEN], const char *peer,
+    struct src **out)
 {
 	struct src *e;
+	unsigned sup;
 	int r;
 
-	if ((e = srv_htab_get(s->srcs, key, SRV_SRCKEY_LEN)) != NULL) {
+	e = srv_htab_get(s->srcs, key, SRV_SRCKEY_LEN);
+	if (e != NULL && e->n >= (unsigned)s->conf->max_unauth &&
+	    e->head != NULL) {
+		if (srv_ratelog_ok(&s->rl_evict, &sup)) {
+			np_warn("MaxUnauthPerSource (%ld) reached: %s closes "
+			    "the oldest unauthenticated connection of its "
+			    "address (%u more since the last report)",
+			    s->conf->max_unauth, peer, sup);
+		}
+		srv_conn_close(e->head, NP_LOG_DEBUG, "closed to make room "
+		    "for a newer connection from its address "
+		    "(MaxUnauthPerSource)");
+		e = srv_htab_get(s->srcs, key, SRV_SRCKEY_LEN);
+	}
+	if (e != NULL) {
 		if (e->n >= (unsigned)s->conf->max_unauth) {
 			return NP_ERR_LIMIT;
 		}
 		e->n++;
+		*out = e;
 		return NP_OK;
 	}
 	if ((e = calloc(1, sizeof(*e))) == NULL) {
@@ -93,8 +117,10 @@ src_take(struct srv *s, const uint8_t key[SRV_SRCKEY_LEN])
 	e->n = 1;
 	if ((r = srv_htab_put(s->srcs, key, SRV_SRCKEY_LEN, e)) != NP_OK) {
 		free(e);
+		return r;
 	}
-	return r;
+	*out = e;
+	return NP_OK;
 }
 
 static void
@@ -110,13 +136,44 @@ src_release(struct srv *s, const uint8_t key[SRV_SRCKEY_LEN])
 	}
 }
 
+/* c joins the end of its source's list (it counts there already). */
+static void
+src_link(struct src *e, struct conn *c)
+{
+	c->snext = NULL;
+	c->sprev = e->tail;
+	if (e->tail != NULL) {
+		e->tail->snext = c;
+	} else {
+		e->head = c;
+	}
+	e->tail = c;
+}
+
 void
 srv_conn_unauth_release(struct conn *c)
 {
-	if (c->unauth) {
-		c->unauth = 0;
-		src_release(c->srv, c->srckey);
+	struct src *e;
+
+	if (!c->unauth) {
+		return;
 	}
+	c->unauth = 0;
+	if ((e = srv_htab_get(c->srv->srcs, c->srckey, SRV_SRCKEY_LEN)) !=
+	    NULL) {
+		if (c->sprev != NULL) {
+			c->sprev->snext = c->snext;
+		} else if (e->head == c) {
+			e->head = c->snext;
+		}
+		if (c->snext != NULL) {
+			c->snext->sprev = c->sprev;
+		} else if (e->tail == c) {
+			e->tail = c->sprev;
+		}
+	}
+	c->snext = c->sprev = NULL;
+	src_release(c->srv, c->srckey);
 }
 
 static void
@@ -580,7 +637,8 @@ sock_tune(int fd)
 }
 
 static int
-conn_limits(struct srv *s, int fd, const char *peer, const uint8_t *key)
+conn_limits(struct srv *s, const char *peer, const uint8_t *key,
+    struct src **src)
 {
 	unsigned sup;
 	int r;
@@ -593,7 +651,7 @@ conn_limits(struct srv *s, int fd, const char *peer, const uint8_t *key)
 		}
 		return NP_ERR_LIMIT;
 	}
-	if ((r = src_take(s, key)) != NP_OK) {
+	if ((r = src_take(s, key, peer, src)) != NP_OK) {
 		if (r == NP_ERR_LIMIT && srv_ratelog_ok(&s->rl_src, &sup)) {
 			np_warn("MaxUnauthPerSource (%ld) reached: refusing %s "
 				"(%u more refused since the last report)",
@@ -608,12 +666,13 @@ int
 srv_conn_new(struct srv *s, int fd, const void *sa, size_t salen)
 {
 	struct conn *c = NULL;
+	struct src *src = NULL;
 	char peer[SRV_PEER_MAX];
 	uint8_t key[SRV_SRCKEY_LEN];
 	int r;
 
 	peer_describe(sa, salen, peer, sizeof(peer), key);
-	if (s->stopping || (r = conn_limits(s, fd, peer, key)) != NP_OK) {
+	if (s->stopping || (r = conn_limits(s, peer, key, &src)) != NP_OK) {
 		close(fd);
 		return NP_ERR_LIMIT;
 	}
@@ -638,6 +697,7 @@ srv_conn_new(struct srv *s, int fd, const void *sa, size_t salen)
 		free(c);
 		return r;
 	}
+	src_link(src, c);
 	c->timer = np_ev_timer_add(
 	    s->ev, (uint64_t)s->conf->auth_timeout * 1000, deadline_cb, c);
 	c->next = s->conns;

@@ -74,6 +74,7 @@ struct conn {
 	struct conn *inext, *iprev; /* connections of one identity */
 	struct conn *next, *prev;   /* all live connections */
 	struct conn *dnext;	    /* the dead list */
+	struct conn *snext, *sprev; /* unauthenticated, of one source */
 };
 
 /* One authenticated identity with its live connections. */
@@ -83,9 +84,10 @@ struct ident {
 	struct ident *next, *prev;
 };
 
-/* Unauthenticated connections from one source address. */
+/* Unauthenticated connections from one source address, oldest first. */
 struct src {
 	unsigned n;
+	struct conn *head, *tail;
 };
 
 /* At most one line a second for a noisy event; the rest are counted. */
@@ -114,7 +116,7 @@ struct srv {
 	struct srv_htab *idents; /* name -> struct ident */
 	struct ident *ident_list;
 	struct srv_htab *srcs; /* srckey -> struct src */
-	struct ratelog rl_full, rl_src, rl_accept;
+	struct ratelog rl_full, rl_src, rl_accept, rl_evict;
 };
 
 /* srv_conn.c */
