@@ -1,6 +1,7 @@
 # NoPorts in C: one Makefile for everything.
 #   make            build every binary into build/
 #   make check      install missing dependencies, build, run all tests
+#   make check-sanitize  the unit and integration tests built with ASan+UBSan
 #   make demo       install missing dependencies, run the product end to end
 #   make fuzz       build the libFuzzer targets (clang)
 #   make install    DESTDIR= PREFIX= (default /usr/local)
@@ -60,7 +61,7 @@ TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
 PHONY_EXTRA := tools unit-bins demo-stop bench
-.PHONY: $(PHONY_EXTRA) all check unit integration fuzz fuzz-smoke demo install clean deps \
+.PHONY: $(PHONY_EXTRA) all check check-sanitize unit integration fuzz fuzz-smoke demo install clean deps \
 	format tidy
 all: $(BINS)
 
@@ -109,6 +110,18 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all unit-bins tools
 	$(Q)$(MAKE) --no-print-directory fuzz
 	$(Q)BUILD=$(BUILD) scripts/run-tests
+
+# The unit and integration tests again, built with ASan+UBSan into
+# build-san/ (the fuzz targets are sanitizer builds already).  The first
+# report stops the program and fails its test: a unit test by its exit
+# status, an integration test by the report (tests/lib.sh).
+SAN_ASAN_OPTIONS := halt_on_error=1:abort_on_error=0:detect_leaks=1
+SAN_ASAN_OPTIONS := $(SAN_ASAN_OPTIONS):detect_stack_use_after_return=1
+SAN_UBSAN_OPTIONS := halt_on_error=1:abort_on_error=0:print_stacktrace=1
+check-sanitize: deps
+	$(Q)$(MAKE) --no-print-directory SANITIZE=1 all unit-bins tools
+	$(Q)ASAN_OPTIONS=$(SAN_ASAN_OPTIONS) UBSAN_OPTIONS=$(SAN_UBSAN_OPTIONS) \
+		BUILD=build-san scripts/run-tests unit integration
 
 unit-bins: $(UNIT_BINS)
 tools: $(TOOL_BINS)

@@ -16,6 +16,37 @@ static const struct kh_cmd cmds[] = {
     {NULL, NULL, NULL},
 };
 
+/*
+ * In a sanitizer build (make SANITIZE=1), a report makes np-keyhelper exit
+ * with status 86.  sshd runs the AuthorizedKeysCommand with a fresh
+ * environment (no ASAN_OPTIONS) and throws its stderr away, so this status
+ * in sshd's "AuthorizedKeysCommand ... failed, status 86" log line is all
+ * that is left of the report; the tests look for it.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define KH_SANITIZE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define KH_SANITIZE 1
+#endif
+#endif
+#ifdef KH_SANITIZE
+const char *__asan_default_options(void);
+const char *__ubsan_default_options(void);
+
+const char *
+__asan_default_options(void)
+{
+	return "exitcode=86";
+}
+
+const char *
+__ubsan_default_options(void)
+{
+	return "exitcode=86";
+}
+#endif
+
 static void
 usage(FILE *f)
 {

@@ -13,6 +13,43 @@ chmod 0755 "$T"
 PIDS=()
 TEST_NAME=$(basename "$0" .sh)
 
+# Sanitizer builds (make SANITIZE=1): the first report stops the program
+# with a failing exit status, leaks are reported when a program exits (not
+# when it is killed), and every report is written to $SANLOG.NAME.PID, so
+# that one from a program whose stderr the test discards or expects to be
+# an error message still fails the test (cleanup).  ASAN_OPTIONS and
+# UBSAN_OPTIONS from the caller come last and win.
+SANLOG=$T/sanitizer/report
+mkdir -m 1777 "$T/sanitizer"
+SAN_COMMON=log_path=$SANLOG:log_exe_name=1:halt_on_error=1:abort_on_error=0
+# A test may put a library in front of the sanitizer runtime (LD_PRELOAD
+# of libfaketime): allowed.
+export ASAN_OPTIONS=$SAN_COMMON:detect_leaks=1:verify_asan_link_order=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}
+export UBSAN_OPTIONS=$SAN_COMMON:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}
+# sshd's log keeps only np-keyhelper's exit status (keyhelper/main.c).
+SAN_RE='ERROR: (Address|Leak)Sanitizer|runtime error:|Sanitizer has encountered a fatal error|AuthorizedKeysCommand .* failed, status 86|ASan runtime does not come first'
+
+# san_check: fails (returns 1) after printing every sanitizer report: the
+# report files, and reports in the test's logs (a program that got its own
+# ASAN_OPTIONS).
+san_check() {
+	local f found=0
+	for f in "$T"/sanitizer/report.*; do
+		[ -f "$f" ] || continue
+		found=1
+		printf '[%s] FAIL: sanitizer report %s:\n' "$TEST_NAME" "${f##*/}"
+		head -n 60 "$f"
+	done
+	if grep -rqsE --include='*.log' --include='*.err' "$SAN_RE" "$T"; then
+		found=1
+		printf '[%s] FAIL: sanitizer report in:\n' "$TEST_NAME"
+		grep -rlsE --include='*.log' --include='*.err' "$SAN_RE" "$T"
+		grep -rhsE --include='*.log' --include='*.err' -A12 "$SAN_RE" \
+		    "$T" | head -n 60
+	fi
+	[ "$found" = 0 ]
+}
+
 cleanup() {
 	local p rc=$?
 	for p in "${PIDS[@]:-}"; do
@@ -22,15 +59,7 @@ cleanup() {
 		[ -n "$p" ] && wait "$p" 2>/dev/null
 	done
 	# A sanitizer report from any program run by the test fails it.
-	if grep -qsE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
-	    "$T"/*.log "$T"/*.err; then
-		printf '[%s] FAIL: sanitizer report in:\n' "$TEST_NAME"
-		grep -slE 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
-		    "$T"/*.log "$T"/*.err
-		grep -shE -A12 'ERROR: (Address|Leak)Sanitizer|runtime error:' \
-		    "$T"/*.log "$T"/*.err | head -n 60
-		rc=1
-	fi
+	san_check || rc=1
 	if [ "${KEEP_TMP:-0}" = 1 ]; then
 		echo "kept $T"
 	else
