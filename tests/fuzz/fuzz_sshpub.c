@@ -17,28 +17,37 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* The first two blank-separated fields of the line, as one string. */
-static size_t
-two_fields(const uint8_t *d, size_t n, size_t *start)
+/* The next blank-separated field of d[0..n) from *pos: [*s, *e). */
+static void
+field(const uint8_t *d, size_t n, size_t *pos, size_t *s, size_t *e)
 {
-	size_t i = 0, s;
+	size_t i = *pos;
 
 	while (i < n && (d[i] == ' ' || d[i] == '\t')) {
 		i++;
 	}
-	s = i;
-	while (i < n && d[i] != ' ' && d[i] != '\t') {
-		i++;
-	}
-	while (i < n && (d[i] == ' ' || d[i] == '\t')) {
-		i++;
-	}
+	*s = i;
 	while (i < n && d[i] != ' ' && d[i] != '\t' && d[i] != '\n' &&
 	    d[i] != '\r') {
 		i++;
 	}
-	*start = s;
-	return i - s;
+	*e = i;
+	*pos = i;
+}
+
+/* The formatted line is "TYPE BASE64" with the line's own two fields. */
+static int
+same_fields(const uint8_t *d, size_t n, const struct np_buf *b)
+{
+	size_t pos = 0, ts, te, bs, be, tl;
+	const uint8_t *f = np_buf_ptr(b);
+
+	field(d, n, &pos, &ts, &te);
+	field(d, n, &pos, &bs, &be);
+	tl = te - ts;
+	return np_buf_len(b) == tl + 1 + (be - bs) &&
+	    memcmp(f, d + ts, tl) == 0 && f[tl] == ' ' &&
+	    memcmp(f + tl + 1, d + bs, be - bs) == 0;
 }
 
 static void
@@ -69,7 +78,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct np_sshpub *p = NULL, *q = NULL;
 	struct np_buf *b;
-	size_t start, n;
 
 	if (np_sshpub_parse(data, size, &p) != NP_OK) {
 		if (p != NULL) {
@@ -85,8 +93,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	/* One encoding per key: the fields we read are what we write. */
-	n = two_fields(data, size, &start);
-	if (np_buf_len(b) != n || memcmp(np_buf_ptr(b), data + start, n) != 0) {
+	if (!same_fields(data, size, b)) {
 		abort();
 	}
 	if (np_sshpub_parse(np_buf_ptr(b), np_buf_len(b), &q) != NP_OK ||
