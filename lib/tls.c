@@ -337,6 +337,12 @@ np_tls_pending(const struct np_tls *t)
 	return n > 0 ? (size_t)n : 0;
 }
 
+int
+np_tls_started(const struct np_tls *t)
+{
+	return SSL_get_state(t->ssl) != TLS_ST_BEFORE;
+}
+
 void
 np_tls_shutdown(struct np_tls *t)
 {

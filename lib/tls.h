@@ -36,6 +36,8 @@ int np_tls_write(struct np_tls *t, const void *p, size_t len, size_t *n);
 uint32_t np_tls_want(const struct np_tls *t);
 /* Bytes already decrypted and buffered inside OpenSSL. */
 size_t np_tls_pending(const struct np_tls *t);
+/* 1 once the peer's first handshake message has been read, else 0. */
+int np_tls_started(const struct np_tls *t);
 void np_tls_shutdown(struct np_tls *t); /* best effort close_notify */
 
 /* "SHA256:..." of the peer certificate (DER). */

@@ -4,6 +4,7 @@
  * (stop reading above it), and a close that never frees memory a caller
  * up the stack may still hold (dead connections are reaped by a timer).
  */
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <arpa/inet.h>
@@ -75,17 +76,69 @@ peer_describe(const void *sa, size_t salen, char *peer, size_t peerlen,
 }
 
 /*
+ * How far an unauthenticated connection has got: 0 while its TLS
+ * ClientHello has not been read, 1 during the rest of the handshake, then
+ * 2 plus the bytes it sent towards its auth frame.
+ */
+static uint64_t
+conn_progress(const struct conn *c)
+{
+	if (c->state == C_HANDSHAKE) {
+		return c->tls != NULL && np_tls_started(c->tls) ? 1 : 0;
+	}
+	return 2 + (uint64_t)c->preauth_bytes;
+}
+
+/* c has bytes in its socket that nobody has read yet. */
+static int
+conn_unread(const struct conn *c)
+{
+	int n = 0;
+
+	return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/*
+ * The connection of a source to close for a newcomer: the oldest that has
+ * not sent its ClientHello and has nothing waiting in its socket (one
+ * whose ClientHello arrived while the loop was busy accepting is not
+ * idle); failing that, the one that has got least far, the oldest of
+ * those.
+ */
+static struct conn *
+src_victim(const struct src *e)
+{
+	struct conn *c, *v = NULL;
+	uint64_t p, vp = UINT64_MAX;
+
+	for (c = e->head; c != NULL; c = c->snext) {
+		if ((p = conn_progress(c)) == 0 && !conn_unread(c)) {
+			return c;
+		}
+		if (p < vp) {
+			v = c;
+			vp = p;
+		}
+	}
+	return v;
+}
+
+/*
  * Count one more unauthenticated connection of a source.  At the cap, the
- * oldest unauthenticated connection of that source is closed to make room
- * (as np-srd does): many clients share one address behind a NAT, and a
- * flood from one of them must not lock the others out; a newcomer that
- * authenticates before MaxUnauthPerSource newer ones arrive gets in.
+ * connection of that source that has made least progress (the oldest of
+ * those) is closed to make room: many clients share one address behind a
+ * NAT, and a flood from one of them must not lock the others out.  Idle
+ * and slow connections go first; a real client has sent its ClientHello
+ * within a round trip of connecting and its auth frame a round trip after
+ * the handshake, so a sustained flood of idle or slow connections from
+ * its own address cannot push it out.
  */
 static int
 src_take(struct srv *s, const uint8_t key[SRV_SRCKEY_LEN], const char *peer,
     struct src **out)
 {
 	struct src *e;
+	struct conn *v;
 	unsigned sup;
 	int r;
 
@@ -94,13 +147,15 @@ src_take(struct srv *s, const uint8_t key[SRV_SRCKEY_LEN], const char *peer,
 	    e->head != NULL) {
 		if (srv_ratelog_ok(&s->rl_evict, &sup)) {
 			np_warn("MaxUnauthPerSource (%ld) reached: %s closes "
-			    "the oldest unauthenticated connection of its "
-			    "address (%u more since the last report)",
+			    "the least advanced unauthenticated connection of "
+			    "its address (%u more since the last report)",
 			    s->conf->max_unauth, peer, sup);
 		}
-		srv_conn_close(e->head, NP_LOG_DEBUG, "closed to make room "
-		    "for a newer connection from its address "
-		    "(MaxUnauthPerSource)");
+		v = src_victim(e);
+		srv_conn_close(v, NP_LOG_DEBUG, "closed to make room for a "
+		    "newer connection from its address (MaxUnauthPerSource; "
+		    "it was at stage %llu)",
+		    (unsigned long long)conn_progress(v));
 		e = srv_htab_get(s->srcs, key, SRV_SRCKEY_LEN);
 	}
 	if (e != NULL) {
@@ -707,5 +762,11 @@ srv_conn_new(struct srv *s, int fd, const void *sa, size_t salen)
 	s->conns = c;
 	s->nconns++;
 	np_debug("connection from %s (%zu open)", peer, s->nconns);
+	/*
+	 * A client's ClientHello is usually in by the time it is accepted:
+	 * take it now, so that the connection counts as advanced (src_victim)
+	 * before the next accept of a flood from its address can evict it.
+	 */
+	conn_handshake(c);
 	return NP_OK;
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,7 +104,7 @@ accept_cb(struct np_ev *ev, int fd, uint32_t events, void *arg)
 static int
 listen_one(struct srv *s, const struct addrinfo *ai)
 {
-	int fd, one = 1;
+	int fd, one = 1, defer;
 
 	fd = socket(ai->ai_family,
 		    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -116,6 +117,15 @@ listen_one(struct srv *s, const struct addrinfo *ai)
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one,
 				 sizeof(one));
 	}
+	/*
+	 * A client speaks first (its TLS ClientHello): the kernel hands over
+	 * a connection only once bytes have arrived, so connections that
+	 * send nothing never take one of a source's unauthenticated slots,
+	 * and a real client is accepted with its ClientHello in hand.
+	 */
+	defer = (int)s->conf->auth_timeout;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer,
+			 sizeof(defer));
 	if (bind(fd, ai->ai_addr, ai->ai_addrlen) == -1 ||
 	    listen(fd, SOMAXCONN) == -1) {
 		np_error("bind/listen: %s", strerror(errno));

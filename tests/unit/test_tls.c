@@ -319,6 +319,36 @@ START_TEST(handshake_and_data)
 }
 END_TEST
 
+/*
+ * np_tls_started: a server that has read nothing, or only part of a
+ * ClientHello, has not started; once the ClientHello is in, it has.
+ */
+START_TEST(started_after_client_hello)
+{
+	struct conn k;
+	int rs, rc;
+
+	conn_open(&k);
+	ck_assert_int_eq(np_tls_started(k.s), 0);
+	ck_assert_int_eq(np_tls_handshake(k.s), NP_ERR_AGAIN);
+	ck_assert_int_eq(np_tls_started(k.s), 0);
+	/* One byte of a record header, as a slowloris sends it. */
+	ck_assert_int_eq(write(k.sv[1], "\x16", 1), 1);
+	ck_assert_int_eq(np_tls_handshake(k.s), NP_ERR_AGAIN);
+	ck_assert_int_eq(np_tls_started(k.s), 0);
+	conn_close(&k);
+
+	conn_open(&k);
+	ck_assert_int_eq(np_tls_handshake(k.c), NP_ERR_AGAIN); /* ClientHello */
+	ck_assert_int_eq(np_tls_handshake(k.s), NP_ERR_AGAIN);
+	ck_assert_int_eq(np_tls_started(k.s), 1);
+	handshake(&k, &rs, &rc);
+	ck_assert_int_eq(rs, NP_OK);
+	ck_assert_int_eq(np_tls_started(k.s), 1);
+	conn_close(&k);
+}
+END_TEST
+
 START_TEST(pending_and_want)
 {
 	struct conn k;
@@ -552,6 +582,7 @@ tls_suite(void)
 	suite_add_tcase(s, files);
 	tcase_add_checked_fixture(conn, setup, teardown);
 	tcase_add_test(conn, handshake_and_data);
+	tcase_add_test(conn, started_after_client_hello);
 	tcase_add_test(conn, pending_and_want);
 	tcase_add_test(conn, fingerprints);
 	tcase_add_test(conn, wrong_fingerprint);
