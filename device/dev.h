@@ -111,6 +111,11 @@ void dev_conf_free(struct dev_conf *c);
 /* The Allow line of id, or NULL (fail closed). */
 const struct dev_allow *dev_conf_allow(const struct dev_conf *c,
     const char *id);
+/* The distinct user names of the Allow lines (users=* names none), in
+ * file order, at most max of them, into out (pointers into c); returns
+ * how many.  Pure. */
+size_t dev_conf_users(const struct dev_conf *c, const char **out,
+    size_t max);
 /* 1 if this daemon serves device name. */
 int dev_conf_serves(const struct dev_conf *c, const char *name);
 /* 1 if s is a device name: [a-z0-9_][a-z0-9_-]{0,31}. */
@@ -237,6 +242,9 @@ size_t dev_sess_relaying(const struct dev *d);
 void dev_sess_free_all(struct dev *d);
 /* Remove expired session keys (spool entries or authorized_keys lines). */
 void dev_keys_sweep(struct dev *d);
+/* At start (authorized_keys mode): the sweep covers every user named on
+ * an Allow line, so lines written before a restart are swept too. */
+void dev_keys_init(struct dev *d);
 
 /* Control plane (dev_ctl.c). */
 int dev_ctl_start(struct dev *d);

@@ -498,6 +498,26 @@ dev_conf_allow(const struct dev_conf *c, const char *id)
 	return NULL;
 }
 
+size_t
+dev_conf_users(const struct dev_conf *c, const char **out, size_t max)
+{
+	size_t i, j, k, n = 0;
+
+	for (i = 0; i < c->nallow; i++) {
+		for (j = 0; j < c->allow[i].nusers && n < max; j++) {
+			for (k = 0; k < n; k++) {
+				if (strcmp(out[k], c->allow[i].users[j]) == 0) {
+					break;
+				}
+			}
+			if (k == n) {
+				out[n++] = c->allow[i].users[j];
+			}
+		}
+	}
+	return n;
+}
+
 int
 dev_conf_serves(const struct dev_conf *c, const char *name)
 {

@@ -419,6 +419,7 @@ dev_main(const struct dev_opts *o)
 	if (conf.nallow == 0) {
 		np_warn("no Allow line: every request will be refused");
 	}
+	dev_keys_init(&d);
 	dev_keys_sweep(&d);
 	if ((r = np_ev_run(d.ev)) != NP_OK) {
 		np_error_r(r, "event loop failed");

@@ -69,7 +69,7 @@ struct dev_sess {
 	uint8_t *kx_sk;		/* crypto_kx secret, sodium_malloc */
 	uint8_t kx_pk[DEV_KX_LEN];
 	int64_t expires;
-	int keyed;		/* spool entry written */
+	int keyed;		/* key authorized (spool or authorized_keys) */
 	uint64_t started;
 	uint64_t timer;
 	struct np_relay *relay;
@@ -233,21 +233,44 @@ key_install(struct dev *d, const struct np_spool_entry *e)
 	return np_authkeys_install(path, uid, gid, 1, e, (int64_t)time(NULL));
 }
 
-/* Take a session's key out early (spool mode; an authorized_keys line
- * stays until its expiry and the next sweep). */
+/* Take a session's key out at once (it failed before relaying, or the
+ * daemon exits): its spool entry, or its line in authorized_keys. */
 static void
 key_remove(struct dev_sess *s)
 {
+	char path[PATH_MAX];
+	uid_t uid;
+	gid_t gid;
 	int r;
 
-	if (!s->keyed || s->d->conf->keymode != DEV_KEYMODE_SPOOL) {
+	if (!s->keyed) {
 		return;
 	}
 	s->keyed = 0;
-	r = np_spool_remove(s->d->conf->spool_dir, s->sid);
+	if (s->d->conf->keymode == DEV_KEYMODE_SPOOL) {
+		r = np_spool_remove(s->d->conf->spool_dir, s->sid);
+	} else if ((r = ak_path(s->user, path, sizeof(path), &uid,
+	    &gid)) == NP_OK) {
+		r = np_authkeys_remove(path, uid, s->sid, (int64_t)time(NULL),
+		    NULL);
+	}
 	if (r != NP_OK && r != NP_ERR_NOT_FOUND) {
-		np_warn_r(r, "session %s: cannot remove the spool entry",
-		    s->sid);
+		np_warn_r(r, "session %s: cannot remove its key", s->sid);
+	}
+}
+
+void
+dev_keys_init(struct dev *d)
+{
+	const char *u[AK_USERS_MAX];
+	size_t i, n;
+
+	if (d->conf->keymode != DEV_KEYMODE_AUTHKEYS) {
+		return;
+	}
+	n = dev_conf_users(d->conf, u, AK_USERS_MAX);
+	for (i = 0; i < n; i++) {
+		ak_user_note(d, u[i]);
 	}
 }
 

@@ -353,13 +353,18 @@ np_authkey_parse(const uint8_t *line, size_t len, struct np_spool_entry *e)
 
 /* --- authorized_keys content --- */
 
+enum ak_sid_mode {
+	AK_SID_EXISTS = 0, /* a marked line of session sid: NP_ERR_EXISTS */
+	AK_SID_DROP = 1,   /* leave marked lines of session sid out */
+};
+
 /*
- * Copy d to out line by line, leaving out marked lines that expired;
- * NP_ERR_EXISTS when a marked line has session sid (sid may be NULL).
+ * Copy d to out line by line, leaving out marked lines that expired and,
+ * with AK_SID_DROP, those of session sid (sid may be NULL: none).
  */
 static int
 authkeys_filter(const uint8_t *d, size_t len, int64_t now, const char *sid,
-		struct np_buf *out, unsigned *removed)
+		enum ak_sid_mode mode, struct np_buf *out, unsigned *removed)
 {
 	struct np_spool_entry e;
 	const uint8_t *nl;
@@ -374,10 +379,12 @@ authkeys_filter(const uint8_t *d, size_t len, int64_t now, const char *sid,
 			clen--;
 		}
 		if (np_authkey_parse(d + i, clen, &e) == NP_OK) {
-			if (sid != NULL && strcmp(e.sid, sid) == 0) {
+			if (sid != NULL && strcmp(e.sid, sid) == 0 &&
+			    mode == AK_SID_EXISTS) {
 				return NP_ERR_EXISTS;
 			}
-			if (e.expires <= now) {
+			if (e.expires <= now ||
+			    (sid != NULL && strcmp(e.sid, sid) == 0)) {
 				(*removed)++;
 				i = end;
 				continue;
@@ -401,7 +408,27 @@ np_authkeys_sweep_buf(const uint8_t *d, size_t len, int64_t now,
 	if (len > NP_AUTHKEYS_MAX) {
 		return NP_ERR_TOO_BIG;
 	}
-	r = authkeys_filter(d, len, now, NULL, out, &n);
+	r = authkeys_filter(d, len, now, NULL, AK_SID_DROP, out, &n);
+	if (removed != NULL) {
+		*removed = n;
+	}
+	return r;
+}
+
+int
+np_authkeys_remove_buf(const uint8_t *d, size_t len, const char *sid,
+		       int64_t now, struct np_buf *out, unsigned *removed)
+{
+	unsigned n = 0;
+	int r;
+
+	if (len > NP_AUTHKEYS_MAX) {
+		return NP_ERR_TOO_BIG;
+	}
+	if (!np_sid_valid(sid)) {
+		return NP_ERR_INVALID;
+	}
+	r = authkeys_filter(d, len, now, sid, AK_SID_DROP, out, &n);
 	if (removed != NULL) {
 		*removed = n;
 	}
@@ -426,7 +453,7 @@ np_authkeys_install_buf(const uint8_t *d, size_t len,
 	    (r = np_buf_put_u8(out, '\n')) != NP_OK) {
 		return r;
 	}
-	return authkeys_filter(d, len, now, e->sid, out, &n);
+	return authkeys_filter(d, len, now, e->sid, AK_SID_EXISTS, out, &n);
 }
 
 /* --- files --- */
@@ -965,8 +992,10 @@ out:
 	return r;
 }
 
-int
-np_authkeys_sweep(const char *path, uid_t uid, int64_t now, unsigned *removed)
+/* Sweep (sid NULL) or remove session sid and sweep, in the file. */
+static int
+ak_drop(const char *path, uid_t uid, const char *sid, int64_t now,
+	unsigned *removed)
 {
 	struct ak_file f;
 	struct np_buf *out = NULL;
@@ -980,8 +1009,12 @@ np_authkeys_sweep(const char *path, uid_t uid, int64_t now, unsigned *removed)
 		r = NP_ERR_ALLOC;
 		goto out;
 	}
-	if ((r = np_authkeys_sweep_buf(np_buf_ptr(f.in), np_buf_len(f.in), now,
-				       out, &n)) != NP_OK) {
+	r = sid == NULL ? np_authkeys_sweep_buf(np_buf_ptr(f.in),
+						np_buf_len(f.in), now, out, &n)
+			: np_authkeys_remove_buf(np_buf_ptr(f.in),
+						 np_buf_len(f.in), sid, now,
+						 out, &n);
+	if (r != NP_OK) {
 		goto out;
 	}
 	if (n > 0) {
@@ -994,4 +1027,20 @@ out:
 	ak_close(&f);
 	np_buf_free(out);
 	return r;
+}
+
+int
+np_authkeys_sweep(const char *path, uid_t uid, int64_t now, unsigned *removed)
+{
+	return ak_drop(path, uid, NULL, now, removed);
+}
+
+int
+np_authkeys_remove(const char *path, uid_t uid, const char *sid, int64_t now,
+		   unsigned *removed)
+{
+	if (!np_sid_valid(sid)) {
+		return NP_ERR_INVALID;
+	}
+	return ak_drop(path, uid, sid, now, removed);
 }

@@ -103,6 +103,10 @@ int np_authkeys_sweep_buf(const uint8_t *d, size_t len, int64_t now,
 int np_authkeys_install_buf(const uint8_t *d, size_t len,
 			    const struct np_spool_entry *e, int64_t now,
 			    struct np_buf *out);
+/* Sweep, and drop the marked line(s) of session sid too (a session that
+ * failed before it could log in); *removed counts all, may be NULL. */
+int np_authkeys_remove_buf(const uint8_t *d, size_t len, const char *sid,
+			   int64_t now, struct np_buf *out, unsigned *removed);
 
 /*
  * The same on a file, atomically: lock the directory (flock), read the
@@ -118,5 +122,7 @@ int np_authkeys_install(const char *path, uid_t uid, gid_t gid, int mkdir,
 			const struct np_spool_entry *e, int64_t now);
 int np_authkeys_sweep(const char *path, uid_t uid, int64_t now,
 		      unsigned *removed);
+int np_authkeys_remove(const char *path, uid_t uid, const char *sid,
+		       int64_t now, unsigned *removed);
 
 #endif

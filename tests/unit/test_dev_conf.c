@@ -216,6 +216,27 @@ START_TEST(test_other_errors)
 }
 END_TEST
 
+/* The users np-deviced sweeps the authorized_keys of from the start:
+ * every user named on an Allow line, once; users=* names none. */
+START_TEST(test_users)
+{
+	const char *u[4];
+
+	ck_assert_uint_eq(dev_conf_users(&c, u, 4), 0);
+	ck_assert_int_eq(parse("Allow @alice users=alice,deploy\n"
+			       "Allow @any users=*\n"
+			       "Allow @ci users=deploy,ci,alice\n"),
+	    NP_OK);
+	ck_assert_uint_eq(dev_conf_users(&c, u, 4), 3);
+	ck_assert_str_eq(u[0], "alice");
+	ck_assert_str_eq(u[1], "deploy");
+	ck_assert_str_eq(u[2], "ci");
+	ck_assert_uint_eq(dev_conf_users(&c, u, 2), 2);
+	ck_assert_str_eq(u[1], "deploy");
+	ck_assert_uint_eq(dev_conf_users(&c, u, 0), 0);
+}
+END_TEST
+
 START_TEST(test_devname)
 {
 	ck_assert_int_eq(dev_devname_valid("default"), 1);
@@ -260,6 +281,7 @@ main(void)
 	tcase_add_test(tc, test_allow_errors);
 	tcase_add_test(tc, test_allow_many_users);
 	tcase_add_test(tc, test_other_errors);
+	tcase_add_test(tc, test_users);
 	tcase_add_test(tc, test_devname);
 	tcase_add_test(tc, test_load_missing);
 	suite_add_tcase(s, tc);

@@ -745,6 +745,99 @@ START_TEST(test_authkeys_file_refused)
 }
 END_TEST
 
+/* A session that failed before relaying: its line goes at once (also
+ * before its expiry), with the expired ones; nothing else moves. */
+START_TEST(test_remove_buf)
+{
+	const char *in = LATER OTHER1 EXP1 OTHER2 OTHER_LAST;
+	struct np_buf *b = np_buf_new(1 << 16);
+	unsigned n = 99;
+
+	ck_assert_int_eq(np_authkeys_remove_buf((const uint8_t *)in,
+						strlen(in), SID1, T0 - 10, b,
+						&n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(np_buf_len(b),
+			  strlen(LATER OTHER1 OTHER2 OTHER_LAST));
+	ck_assert_mem_eq(np_buf_ptr(b), LATER OTHER1 OTHER2 OTHER_LAST,
+			 np_buf_len(b));
+	np_buf_reset(b);
+	ck_assert_int_eq(np_authkeys_remove_buf((const uint8_t *)in,
+						strlen(in), SID1, T0 + 1, b,
+						&n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(np_buf_len(b), strlen(OTHER1 OTHER2 OTHER_LAST));
+	ck_assert_mem_eq(np_buf_ptr(b), OTHER1 OTHER2 OTHER_LAST,
+			 np_buf_len(b));
+	/* Another session: nothing of SID1 or SID2 goes before expiry. */
+	np_buf_reset(b);
+	ck_assert_int_eq(np_authkeys_remove_buf((const uint8_t *)in,
+						strlen(in),
+						"00000000000000000000000000000000",
+						T0 - 10, b, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(np_buf_len(b), strlen(in));
+	/* Look-alikes are kept (not byte for byte ours). */
+	np_buf_reset(b);
+	ck_assert_int_eq(np_authkeys_remove_buf(
+			     (const uint8_t *)"#" EXP1 " " EXP1,
+			     strlen("#" EXP1 " " EXP1), SID1, T0 - 10, b, &n),
+			 NP_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(np_buf_len(b), strlen("#" EXP1 " " EXP1));
+	np_buf_reset(b);
+	ck_assert_int_eq(np_authkeys_remove_buf((const uint8_t *)in,
+						strlen(in), "nothex", T0, b,
+						NULL),
+			 NP_ERR_INVALID);
+	ck_assert_int_eq(np_authkeys_remove_buf((const uint8_t *)"",
+						NP_AUTHKEYS_MAX + 1, SID1, T0,
+						b, NULL),
+			 NP_ERR_TOO_BIG);
+	np_buf_free(b);
+}
+END_TEST
+
+/* The file version keeps owner, mode and every other byte. */
+START_TEST(test_authkeys_file_remove)
+{
+	struct np_spool_entry e;
+	char dir[128], path[256], *s;
+	struct stat st;
+	uid_t uid = geteuid();
+	gid_t gid = getegid();
+	unsigned n;
+
+	snprintf(dir, sizeof(dir), "%s/.ssh", tmpdir);
+	snprintf(path, sizeof(path), "%s/authorized_keys", dir);
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	write_file(".ssh/authorized_keys", OTHER1 OTHER2 OTHER_LAST, 0640);
+	zero_entry(&e, "", SID1, T0 + 10);
+	ck_assert_int_eq(np_authkeys_install(path, uid, gid, 0, &e, T0), NP_OK);
+	zero_entry(&e, "", SID2, T0 + 10);
+	ck_assert_int_eq(np_authkeys_install(path, uid, gid, 0, &e, T0), NP_OK);
+	ck_assert_int_eq(np_authkeys_remove(path, uid, SID1, T0, &n), NP_OK);
+	ck_assert_uint_eq(n, 1);
+	s = slurp(path);
+	ck_assert_str_eq(s, AKLINE("20231114221330Z", SID2) "\n" OTHER1 OTHER2
+			    OTHER_LAST);
+	free(s);
+	ck_assert_int_eq(np_authkeys_remove(path, uid, SID2, T0, &n), NP_OK);
+	ck_assert_uint_eq(n, 1);
+	s = slurp(path);
+	ck_assert_str_eq(s, OTHER1 OTHER2 OTHER_LAST);
+	free(s);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 0777, 0640);
+	ck_assert_uint_eq(st.st_uid, uid);
+	ck_assert_int_eq(np_authkeys_remove(path, uid, "x", T0, &n),
+			 NP_ERR_INVALID);
+}
+END_TEST
+
 static Suite *
 spool_suite(void)
 {
@@ -759,6 +852,7 @@ spool_suite(void)
 	tcase_add_test(tf, test_authkey_parse_refuses);
 	tcase_add_test(tf, test_sweep_buf);
 	tcase_add_test(tf, test_install_buf);
+	tcase_add_test(tf, test_remove_buf);
 	suite_add_tcase(s, tf);
 	tcase_add_checked_fixture(td, setup, teardown);
 	tcase_add_test(td, test_spool_dir);
@@ -766,6 +860,7 @@ spool_suite(void)
 	tcase_add_test(td, test_spool_dir_refused);
 	tcase_add_test(td, test_authkeys_file);
 	tcase_add_test(td, test_authkeys_file_refused);
+	tcase_add_test(td, test_authkeys_file_remove);
 	suite_add_tcase(s, td);
 	return s;
 }
