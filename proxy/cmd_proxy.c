@@ -21,6 +21,7 @@
 
 struct proxy_run {
 	struct np_ev *ev;
+	struct np_relay *relay;
 	int result;
 	int done;
 	struct np_relay_stats st;
@@ -34,8 +35,20 @@ proxy_done(struct np_relay *r, int result, void *arg)
 	pr->result = result;
 	pr->st = *np_relay_stats(r);
 	pr->done = 1;
+	pr->relay = NULL;
 	np_relay_free(r);
 	np_ev_stop(pr->ev);
+}
+
+/* The device's late np.session.err: end the relay (proxy_done follows). */
+static void
+proxy_refused(void *arg)
+{
+	struct proxy_run *pr = arg;
+
+	if (pr->relay != NULL) {
+		np_relay_stop(pr->relay);
+	}
 }
 
 /* Make fd non-blocking; the old flags go to *old (-1: untouched). */
@@ -63,28 +76,56 @@ restore_flags(int fd, int old)
 	}
 }
 
-int
-np_session_relay(struct np_cli *cli, const char *host, struct np_relay_end a,
-    struct np_relay_end b)
+/*
+ * The relay itself; s->watch (when still there) ends it on the device's
+ * late refusal and lets itself go after the device's first byte.
+ */
+static int
+relay_run(struct np_cli *cli, const char *host, struct np_session *s,
+    struct proxy_run *pr, struct np_relay_end a, struct np_relay_end b)
 {
-	struct np_relay *relay = NULL;
+	int r;
+
+	if ((r = np_relay_start_ex(cli->ev, a, b, NULL, proxy_done, pr,
+	    &pr->relay)) != NP_OK) {
+		cli_err("%s: cannot start the relay: %s", host,
+		    np_strerror(r));
+		return -1;
+	}
+	np_session_on_fail(s, proxy_refused, pr);
+	np_session_watch_relay(s, pr->relay);
+	while (!pr->done) {
+		if ((r = np_ev_run(cli->ev)) != NP_OK) {
+			cli_err("%s: event loop: %s", host, np_strerror(r));
+			np_relay_free(pr->relay);
+			pr->relay = NULL;
+			break;
+		}
+	}
+	np_session_watch_relay(s, NULL);
+	np_session_on_fail(s, NULL, NULL);
+	return r == NP_OK ? 0 : -1;
+}
+
+int
+np_session_relay(struct np_cli *cli, const char *host, struct np_session *s,
+    struct np_relay_end a, struct np_relay_end b)
+{
 	struct proxy_run pr;
 	int r;
 
 	memset(&pr, 0, sizeof(pr));
 	pr.ev = cli->ev;
-	if ((r = np_relay_start_ex(cli->ev, a, b, NULL, proxy_done, &pr,
-	    &relay)) != NP_OK) {
-		cli_err("%s: cannot start the relay: %s", host,
-		    np_strerror(r));
+	r = np_session_failed(s) != NULL ? -1 :
+	    relay_run(cli, host, s, &pr, a, b);
+	if (np_session_failed(s) != NULL) {
+		np_session_fail_msg(s, host);
+		np_session_unwatch(s);
 		return -1;
 	}
-	while (!pr.done) {
-		if ((r = np_ev_run(cli->ev)) != NP_OK) {
-			cli_err("%s: event loop: %s", host, np_strerror(r));
-			np_relay_free(relay);
-			return -1;
-		}
+	np_session_unwatch(s);
+	if (r != 0) {
+		return -1;
 	}
 	cli_step(cli, "relay ended: %llu bytes out, %llu bytes in",
 	    (unsigned long long)pr.st.a_to_b,
@@ -156,12 +197,12 @@ cmd_proxy(struct np_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	b.rfd = b.wfd = s.fd;
-	if (np_session_relay(cli, t.host, a, b) == 0) {
+	if (np_session_relay(cli, t.host, &s, a, b) == 0) {
 		rc = NP_EXIT_OK;
 	}
  out:
 	restore_flags(0, fl0);
 	restore_flags(1, fl1);
-	close(s.fd);
+	np_session_close(&s);
 	return rc;
 }

@@ -41,6 +41,7 @@ struct ssh_opts {
 
 struct ssh_run {
 	struct np_cli *cli;
+	struct np_session *s;
 	const char *host;
 	int lfd;
 	int cfd;
@@ -227,6 +228,15 @@ accept_timeout_cb(struct np_ev *ev, uint64_t id, void *arg)
 	np_ev_stop(ev);
 }
 
+/* The device's late np.session.err while we wait for ssh. */
+static void
+refused_cb(void *arg)
+{
+	struct ssh_run *sr = arg;
+
+	np_ev_stop(sr->cli->ev);
+}
+
 /* Wait for the one local connection (or ssh's early end). */
 static int
 ssh_accept(struct ssh_run *sr)
@@ -243,17 +253,22 @@ ssh_accept(struct ssh_run *sr)
 	if (sr->child > 0) {
 		sr->poll_timer = np_ev_timer_add(ev, 100, poll_cb, sr);
 	}
-	while (sr->cfd < 0 && !sr->child_done && !sr->accept_timeout) {
+	np_session_on_fail(sr->s, refused_cb, sr);
+	while (sr->cfd < 0 && !sr->child_done && !sr->accept_timeout &&
+	    np_session_failed(sr->s) == NULL) {
 		if ((r = np_ev_run(ev)) != NP_OK) {
 			break;
 		}
 	}
+	np_session_on_fail(sr->s, NULL, NULL);
 	np_ev_timer_del(ev, tm);
 	np_ev_timer_del(ev, sr->poll_timer);
 	sr->poll_timer = 0;
 	if (sr->cfd < 0) {
 		np_ev_del(ev, sr->lfd);
-		if (sr->accept_timeout) {
+		if (np_session_failed(sr->s) != NULL) {
+			np_session_fail_msg(sr->s, sr->host);
+		} else if (sr->accept_timeout) {
 			cli_err("%s: nobody connected to the local port within "
 			    "%d s", sr->host, SSH_ACCEPT_MS / 1000);
 		}
@@ -302,6 +317,7 @@ ssh_run(struct np_cli *cli, const struct ssh_opts *o,
 
 	memset(&sr, 0, sizeof(sr));
 	sr.cli = cli;
+	sr.s = s;
 	sr.host = t->host;
 	sr.cfd = -1;
 	sr.sfd = s->fd;
@@ -332,8 +348,12 @@ ssh_run(struct np_cli *cli, const struct ssh_opts *o,
 		sr.lfd = -1;
 		a.rfd = a.wfd = sr.cfd;
 		b.rfd = b.wfd = sr.sfd;
-		relay_ok = np_session_relay(cli, t->host, a, b);
+		relay_ok = np_session_relay(cli, t->host, s, a, b);
+	} else if (sr.child > 0 && !sr.child_done) {
+		close(sr.lfd); /* ssh, not connected yet, fails at once */
+		sr.lfd = -1;
 	}
+	np_session_unwatch(s);
 	if (sr.child > 0) {
 		if (!sr.child_done &&
 		    waitpid(sr.child, &sr.child_status, 0) == sr.child) {
@@ -393,6 +413,6 @@ cmd_ssh(struct np_cli *cli, int argc, char **argv)
 		return NP_EXIT_FAIL;
 	}
 	rc = ssh_run(cli, &o, &t, o.user, &s);
-	close(s.fd);
+	np_session_close(&s);
 	return rc;
 }

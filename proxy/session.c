@@ -591,6 +591,38 @@ np_session_ok_clear(struct np_session_ok *ok)
 	sodium_memzero(ok, sizeof(*ok));
 }
 
+int
+np_session_err_parse(struct json_object *body, const char *sid, char *why,
+    size_t whylen)
+{
+	struct json_object *v;
+	const char *reason = "(no reason given)";
+	size_t i;
+
+	if (body == NULL || !json_object_is_type(body, json_type_object)) {
+		return NP_ERR_PROTO;
+	}
+	if (!json_object_object_get_ex(body, "sid", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), sid) != 0) {
+		return NP_ERR_AGAIN; /* another session's answer */
+	}
+	if (json_object_object_get_ex(body, "reason", &v) &&
+	    json_object_is_type(v, json_type_string) &&
+	    json_object_get_string_len(v) > 0) {
+		reason = json_object_get_string(v);
+	}
+	if (whylen == 0) {
+		return NP_OK;
+	}
+	for (i = 0; reason[i] != '\0' && i + 1 < whylen; i++) {
+		why[i] = reason[i] >= 0x20 && reason[i] < 0x7f ? reason[i] :
+		    '?';
+	}
+	why[i] = '\0';
+	return NP_OK;
+}
+
 /* ---------------- the control-plane context ---------------- */
 
 static void
@@ -967,6 +999,157 @@ np_sctx_wait(struct np_sctx *x, const char *from,
 	}
 }
 
+/* ---------------- after the set-up: a late refusal ---------------- */
+
+/* Only an np.session.err of the device for this session's sid. */
+static int
+watch_match(struct np_sctx *x, const struct np_push *p,
+    const struct np_box_msg *m, void *arg)
+{
+	if (strcmp(m->type, "np.session.err") != 0 ||
+	    strcmp(m->session, x->w_sid) != 0 ||
+	    np_session_err_parse(m->body, x->w_sid, x->dev_why,
+	    sizeof(x->dev_why)) != NP_OK) {
+		return NP_ERR_AGAIN;
+	}
+	return NP_ERR_AUTH;
+}
+
+/* Offer every queued box to watch_match; the first refusal ends it. */
+static void
+watch_drain(struct np_sctx *x)
+{
+	struct np_push *p;
+	int r;
+
+	while (x->watching && !x->dev_failed && (p = sctx_pop(x)) != NULL) {
+		r = sctx_offer(x, p, x->w_from, x->w_pk, watch_match, NULL);
+		free(p);
+		if (r == NP_ERR_AUTH) {
+			x->dev_failed = 1;
+			if (x->w_cb != NULL) {
+				x->w_cb(x->w_arg);
+			}
+		}
+	}
+}
+
+static void
+watch_push(struct np_cpc *c, const struct np_cpc_push *m, void *arg)
+{
+	sctx_push(c, m, arg);
+	watch_drain(arg);
+}
+
+/* From now on a box on our tag is looked at as it comes. */
+static void
+watch_start(struct np_sctx *x, const char *from,
+    const uint8_t pk[NP_PK_LEN], const char *sid)
+{
+	snprintf(x->w_from, sizeof(x->w_from), "%s", from);
+	memcpy(x->w_pk, pk, NP_PK_LEN);
+	snprintf(x->w_sid, sizeof(x->w_sid), "%s", sid);
+	x->watching = 1;
+	np_cpc_set_msg_cb(x->c, watch_push, x);
+	watch_drain(x);
+}
+
+const char *
+np_session_failed(const struct np_session *s)
+{
+	return s->watch != NULL && s->watch->dev_failed ? s->watch->dev_why :
+	    NULL;
+}
+
+void
+np_session_on_fail(struct np_session *s, void (*cb)(void *), void *arg)
+{
+	if (s->watch != NULL) {
+		s->watch->w_cb = cb;
+		s->watch->w_arg = arg;
+	}
+}
+
+void
+np_session_fail_msg(const struct np_session *s, const char *host)
+{
+	const char *why = np_session_failed(s);
+
+	cli_err("%s: the device could not complete the session: %s", host,
+	    why != NULL ? why : "(no reason given)");
+}
+
+void
+np_session_unwatch(struct np_session *s)
+{
+	if (s->watch != NULL) {
+		np_ev_timer_del(s->watch->cli->ev, s->watch_timer);
+		s->watch_timer = 0;
+		np_sctx_free(s->watch);
+		s->watch = NULL;
+	}
+}
+
+void
+np_session_close(struct np_session *s)
+{
+	np_session_unwatch(s);
+	if (s->fd >= 0) {
+		close(s->fd);
+		s->fd = -1;
+	}
+}
+
+static void watch_arm(struct np_session *s);
+
+/*
+ * Let go once the device has sent a byte (sshd's banner: it reached its
+ * sshd), at watch_end, or when the connection dropped; a refusal that
+ * came is kept for the caller.
+ */
+static void
+watch_tick(struct np_ev *ev, uint64_t id, void *arg)
+{
+	struct np_session *s = arg;
+
+	s->watch_timer = 0;
+	if (s->watch == NULL || s->watch->dev_failed) {
+		return;
+	}
+	if ((s->relay != NULL && np_relay_stats(s->relay)->b_to_a > 0) ||
+	    np_now_mono_ms() >= s->watch_end || !np_cpc_is_up(s->watch->c)) {
+		cli_step(s->watch->cli, "control plane closed (%s)",
+		    s->relay != NULL && np_relay_stats(s->relay)->b_to_a > 0 ?
+		    "the device's side answered" : "watch over");
+		np_session_unwatch(s);
+		return;
+	}
+	watch_arm(s);
+}
+
+/* While relaying: look every NP_SESSION_WATCH_POLL_MS; else at the end. */
+static void
+watch_arm(struct np_session *s)
+{
+	uint64_t now = np_now_mono_ms(), ms;
+
+	ms = s->watch_end > now ? s->watch_end - now : 0;
+	if (s->relay != NULL && ms > NP_SESSION_WATCH_POLL_MS) {
+		ms = NP_SESSION_WATCH_POLL_MS;
+	}
+	np_ev_timer_del(s->watch->cli->ev, s->watch_timer);
+	s->watch_timer = np_ev_timer_add(s->watch->cli->ev, ms, watch_tick, s);
+}
+
+void
+np_session_watch_relay(struct np_session *s, struct np_relay *relay)
+{
+	s->relay = relay;
+	if (s->watch != NULL && !s->watch->dev_failed) {
+		watch_arm(s);
+	}
+}
+
 /* ---------------- the rendezvous ---------------- */
 
 struct srd_wait {
@@ -1102,18 +1285,18 @@ dev_match(struct np_sctx *x, const struct np_push *p,
 	if (!ok && strcmp(m->type, "np.session.err") != 0) {
 		return NP_ERR_AGAIN;
 	}
+	if (!ok) {
+		if (np_session_err_parse(m->body, dw->sid, dw->why,
+		    sizeof(dw->why)) != NP_OK) {
+			return NP_ERR_AGAIN; /* another session's answer */
+		}
+		dw->refused = 1;
+		return NP_ERR_AUTH;
+	}
 	if (!json_object_object_get_ex(m->body, "sid", &v) ||
 	    !json_object_is_type(v, json_type_string) ||
 	    strcmp(json_object_get_string(v), dw->sid) != 0) {
 		return NP_ERR_AGAIN; /* another session's answer */
-	}
-	if (!ok) {
-		snprintf(dw->why, sizeof(dw->why), "%s",
-		    json_object_object_get_ex(m->body, "reason", &v) &&
-		    json_object_is_type(v, json_type_string) ?
-		    json_object_get_string(v) : "(no reason given)");
-		dw->refused = 1;
-		return NP_ERR_AUTH;
 	}
 	if (np_session_ok_parse(m->body, dw->sid, dw->ok) != NP_OK) {
 		snprintf(dw->why, sizeof(dw->why), "malformed np.session.ok");
@@ -1396,6 +1579,8 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 	}
 	cli_step(cli, "device answered: key authorized for %s until %lld, "
 	    "%zu host key(s)", user, (long long)ok.expires, ok.nhostkeys);
+	/* It may still fail to reach its sshd or the rendezvous. */
+	watch_start(x, t->ident, pks[0], s.sid);
 	if ((r = write_known_hosts(x, t, kh_port, &ok, out)) != NP_OK) {
 		goto out;
 	}
@@ -1412,6 +1597,16 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 		    (int)(cli->cfg.keepalive * 3 * 1000));
 	}
 	cli_step(cli, "relay joined");
+	out->watch = x;
+	x = NULL;
+	out->watch_end = np_now_mono_ms() + (uint64_t)to * 1000;
+	if (np_session_failed(out) != NULL) {
+		np_session_fail_msg(out, t->host);
+		np_session_close(out);
+		r = NP_ERR_AUTH;
+		goto out;
+	}
+	watch_arm(out);
  out:
 	np_session_ok_clear(&ok);
 	sodium_memzero(&s, sizeof(s));

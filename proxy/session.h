@@ -24,6 +24,7 @@
 #include "msg.h"
 #include "relay.h"
 #include "spool.h"
+#include "srproto.h"
 #include "sshkey.h"
 
 #define NP_HOSTNAME_MAX 253
@@ -103,6 +104,14 @@ struct np_session_ok {
 	size_t nhostkeys;
 	uint8_t kx[32];
 };
+/*
+ * Pure: an np.session.err body for sid: its "reason" (or "(no reason
+ * given)") into why, bytes outside printable ASCII replaced with '?' (the
+ * device's words go to the user's terminal).  NP_OK; NP_ERR_AGAIN when
+ * the body names another sid or none; NP_ERR_PROTO when it is no object.
+ */
+int np_session_err_parse(struct json_object *body, const char *sid,
+    char *why, size_t whylen);
 /* Parse and check (host keys, kx) an np.session.ok body for sid. */
 int np_session_ok_parse(struct json_object *body, const char *sid,
     struct np_session_ok *ok);
@@ -142,6 +151,19 @@ struct np_sctx {
 	int64_t stale_off_ms;	/* its ts - our clock */
 	char stale_type[NP_BOX_TYPE_MAX + 1];
 	char stale_why[200];	/* its "reason" when it was a refusal */
+	/*
+	 * After the set-up (np_session_setup), until the device's first
+	 * byte: the device and session whose late np.session.err ends the
+	 * session (docs/np-deviced.md, step 5).
+	 */
+	int watching;
+	char w_from[NP_IDENT_MAX + 1];
+	uint8_t w_pk[NP_PK_LEN];
+	char w_sid[NP_SR_SID_LEN + 1];
+	int dev_failed;		/* that np.session.err came */
+	char dev_why[256];	/* its reason, printable */
+	void (*w_cb)(void *);	/* called once when it comes */
+	void *w_arg;
 };
 /*
  * One line for the user after NP_ERR_STALE: "PEER's clock is N s ahead
@@ -192,7 +214,21 @@ struct np_session {
 	char keyfile[PATH_MAX];	    /* the session key ssh should use */
 	char kh_name[NP_KH_NAME_MAX]; /* its known_hosts name */
 	int64_t expires;	    /* the key's expiry, Unix seconds */
+	/*
+	 * The set-up's control-plane connection, kept after the set-up
+	 * until the device's first byte (or watch_end) to hear a late
+	 * np.session.err for this sid: the device sends one when it cannot
+	 * reach its sshd or the rendezvous after its np.session.ok
+	 * (docs/np-deviced.md, step 5).  NULL once let go.
+	 */
+	struct np_sctx *watch;
+	uint64_t watch_end;	    /* monotonic ms: let go by then */
+	uint64_t watch_timer;	    /* on cli->ev */
+	struct np_relay *relay;	    /* its first byte from the device
+				       lets the watch go */
 };
+
+#define NP_SESSION_WATCH_POLL_MS 10 /* looks at the relay this often */
 
 /*
  * Everything between "ssh ran us" and "bytes can flow": the session key
@@ -208,10 +244,36 @@ int np_session_setup(struct np_cli *cli, const struct np_target *t,
     struct np_session *out);
 
 /*
- * Relay a <-> b on cli->ev until both directions end: 0 when they ended
- * cleanly, -1 (message printed, naming host) otherwise.
+ * The device's late refusal: its reason when an authentic np.session.err
+ * for this session's sid came after np.session.ok, else NULL.
+ */
+const char *np_session_failed(const struct np_session *s);
+/* Call cb(arg) (from the loop) when that refusal comes; NULL: nobody. */
+void np_session_on_fail(struct np_session *s, void (*cb)(void *),
+    void *arg);
+/* Let the control-plane connection go now.  Safe to call again. */
+void np_session_unwatch(struct np_session *s);
+/*
+ * The relay of s->fd started (relay, b its device side) or ended
+ * (NULL): once it has written a byte from the device, or at watch_end,
+ * or when the connection drops, the watch is let go by itself (a timer
+ * on cli->ev; s must not move meanwhile).
+ */
+void np_session_watch_relay(struct np_session *s, struct np_relay *relay);
+/* Print the one line for a late refusal ("HOST: the device could not
+ * complete the session: REASON"). */
+void np_session_fail_msg(const struct np_session *s, const char *host);
+/* np_session_unwatch, and close the fd. */
+void np_session_close(struct np_session *s);
+
+/*
+ * Relay a (ssh's side) <-> b (s->fd, the device's side) on cli->ev until
+ * both directions end: 0 when they ended cleanly, -1 (message printed,
+ * naming host) otherwise.  Until the first byte from b (or
+ * s->watch_end), a late np.session.err of the device ends the relay
+ * (-1, its reason printed); then s->watch is let go.
  */
 int np_session_relay(struct np_cli *cli, const char *host,
-    struct np_relay_end a, struct np_relay_end b);
+    struct np_session *s, struct np_relay_end a, struct np_relay_end b);
 
 #endif

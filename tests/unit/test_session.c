@@ -2,7 +2,7 @@
  * The client side of sessions (proxy/session.c): host names and ssh's
  * %h %p %r, known_hosts rewriting (also with concurrent writers), the
  * session key file (made once, reused, refused when unsafe, raced), and
- * the np.session.ok body.
+ * the np.session.ok and np.session.err bodies.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -770,6 +770,62 @@ START_TEST(ok_bad)
 }
 END_TEST
 
+/* np.session.err bodies: this sid or not, reasons made printable. */
+START_TEST(err_parse)
+{
+	struct json_object *o;
+	char why[32];
+
+	o = json_tokener_parse("{\"sid\":\"" SID "\",\"reason\":"
+	    "\"sshd unreachable: Connection refused\"}");
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(np_session_err_parse(o, SID, why, sizeof(why)),
+	    NP_OK);
+	/* cut to the buffer, NUL-terminated */
+	ck_assert_str_eq(why, "sshd unreachable: Connection re");
+	ck_assert_int_eq(np_session_err_parse(o, "ffffffffffffffffffffffffffff"
+	    "ffff", why, sizeof(why)), NP_ERR_AGAIN);
+	json_object_put(o);
+	/* escapes and bytes beyond ASCII never reach the terminal */
+	o = json_tokener_parse("{\"sid\":\"" SID "\",\"reason\":"
+	    "\"a\\u001b[2Jb\\nc\\u00e9\"}");
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(np_session_err_parse(o, SID, why, sizeof(why)),
+	    NP_OK);
+	ck_assert_str_eq(why, "a?[2Jb?c??");
+	json_object_put(o);
+	/* no reason, an empty one, or one that is no string */
+	static const char *noreason[] = {
+		"{\"sid\":\"" SID "\"}",
+		"{\"sid\":\"" SID "\",\"reason\":\"\"}",
+		"{\"sid\":\"" SID "\",\"reason\":7}",
+	};
+	for (size_t i = 0; i < 3; i++) {
+		o = json_tokener_parse(noreason[i]);
+		ck_assert_int_eq(np_session_err_parse(o, SID, why,
+		    sizeof(why)), NP_OK);
+		ck_assert_str_eq(why, "(no reason given)");
+		json_object_put(o);
+	}
+	/* no sid, a sid that is no string, no object */
+	static const char *other[] = {
+		"{\"reason\":\"x\"}", "{\"sid\":1,\"reason\":\"x\"}",
+	};
+	for (size_t i = 0; i < 2; i++) {
+		o = json_tokener_parse(other[i]);
+		ck_assert_int_eq(np_session_err_parse(o, SID, why,
+		    sizeof(why)), NP_ERR_AGAIN);
+		json_object_put(o);
+	}
+	o = json_object_new_array();
+	ck_assert_int_eq(np_session_err_parse(o, SID, why, sizeof(why)),
+	    NP_ERR_PROTO);
+	json_object_put(o);
+	ck_assert_int_eq(np_session_err_parse(NULL, SID, why, sizeof(why)),
+	    NP_ERR_PROTO);
+}
+END_TEST
+
 static Suite *
 session_suite(void)
 {
@@ -793,6 +849,7 @@ session_suite(void)
 	tcase_add_checked_fixture(ok, setup, teardown);
 	tcase_add_test(ok, ok_good);
 	tcase_add_test(ok, ok_bad);
+	tcase_add_test(ok, err_parse);
 	suite_add_tcase(s, names);
 	suite_add_tcase(s, files);
 	suite_add_tcase(s, ok);
