@@ -533,6 +533,13 @@ sess_join(struct srd *d, struct srd_conn *c, struct srd_sess *s, int side)
 		    s->sid, side == NP_SR_CLIENT ? "client" : "device",
 		    addr_str(&c->addr, as));
 		conn_close(d, c, 1);
+		/*
+		 * Its token is spent: the session can never pair.  End it
+		 * now, so a side already in learns at once (EOF) instead of
+		 * at the deadline.
+		 */
+		sess_end(d, s, side == NP_SR_CLIENT ? "client gone" :
+		    "device gone");
 		return;
 	}
 	s->fd[side] = c->fd;
