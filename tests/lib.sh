@@ -82,7 +82,9 @@ fail() {
 }
 skip() { printf '[%s] SKIP: %s\n' "$TEST_NAME" "$*"; exit 77; }
 
-# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.
+# wait_for SECONDS COMMAND...: poll until COMMAND succeeds.  Its arguments
+# are expanded once, by the caller: to look again each time, poll a
+# function or `eval '...'`.
 wait_for() {
 	local limit=$1 i=0
 	shift

@@ -130,7 +130,7 @@ rssmax=$(sort -n "$T/rss.samples" | tail -n 1)
 [ -n "$rssmax" ] || rssmax=$(rss)
 
 # Descriptors come back once the floods are gone.
-wait_for 10 test "$(nfds)" -le $((fds0 + 8)) ||
+wait_for 10 eval 'test "$(nfds)" -le $((fds0 + 8))' ||
     fail "server holds $(nfds) fds after the flood (before: $fds0)"
 rss1=$(rss)
 fds1=$(nfds)

@@ -177,7 +177,7 @@ for mode in eph single; do
 	wait_for 5 grep -q "session $sid .*end expired" "$T/sr.log" ||
 	    fail "$mode: no 'expired' log line for the lonely session"
 	log "$mode: $(grep "session $sid .*end" "$T/sr.log" | tail -n 1)"
-	wait_for 5 test "$(ls "/proc/$PID_sr/fd" | wc -l)" -le "$fds0" ||
+	wait_for 5 eval 'test "$(ls "/proc/$PID_sr/fd" | wc -l)" -le "$fds0"' ||
 	    fail "$mode: np-srd holds $(ls "/proc/$PID_sr/fd" | wc -l) fds after the expiry (before: $fds0)"
 	srd_stop sr || fail "np-srd exited $RC on SIGTERM"
 done

@@ -119,7 +119,7 @@ for mode in idle1 idle2 idle3 idle4 idle5 garbage slow; do
 	flood_check $mode
 done
 kill -0 "$PID_sr" 2>/dev/null || fail "np-srd died during the flood"
-wait_for 10 test "$(nfds)" -le $((fds0 + 2)) ||
+wait_for 10 eval 'test "$(nfds)" -le $((fds0 + 2))' ||
     fail "np-srd holds $(nfds) fds after the flood (before: $fds0)"
 n=$(grep -Ec 'refused 127\.0\.0\.[2-8]:[0-9]+: (timeout|bad line|line too long)' "$T/sr.log")
 log "np-srd refused $n flood connections in its log; fds $(nfds), RSS $(rss_kb "$PID_sr") kB"

@@ -54,6 +54,10 @@ counts() {
 	    "$(lab_log_count sshd 'Connection from|Accepted publickey')" \
 	    "$(find "$LAB/spool" -type f | wc -l)"
 }
+# device_queue_empty: no box waits at the server for the device.
+device_queue_empty() {
+	test "$(sq "SELECT count(*) FROM boxes WHERE recipient = '$LAB_IDENT';")" = 0
+}
 
 # replay TAG [OUTER_MID]: np-server stopped, the captured row put back
 # (fresh seq, expires in 60 s, optionally with another outer mid), started.
@@ -77,7 +81,7 @@ refused() {
 	local tag=$1 ere=$2 before=$3 marks
 	wait_for 30 lab_log_has "$LAB" np-deviced "$before" "$ere" ||
 	    fail "$tag: np-deviced did not log /$ere/ within 30 s: $(tail -n +"$((before + 1))" "$LAB/logs/np-deviced.log")"
-	wait_for 10 test "$(sq "SELECT count(*) FROM boxes WHERE recipient = '$LAB_IDENT';")" = 0 ||
+	wait_for 10 device_queue_empty ||
 	    fail "$tag: the replayed box was not acknowledged"
 	sleep 2 # anything it would start (rendezvous, sshd, spool) shows by now
 	marks=$(counts)

@@ -81,7 +81,9 @@ done
 [ -n "$SID_C" ] || fail "session C's device side did not arrive"
 HELD_AT=$SECONDS
 read -r PC_C PC_D <<<"$(ports_of "$SID_C")"
-wait_for 3 test -n "$(sniffed "$SID_C" d)" || fail "C's device token line not seen on the wire"
+# (a function, so that wait_for looks at the capture again each time)
+sniffed_any() { [ -n "$(sniffed "$1" "$2")" ]; }
+wait_for 10 sniffed_any "$SID_C" d || fail "C's device token line not seen on the wire"
 TOK_CD=$(sniffed "$SID_C" d)
 log "session C $SID_C: device side in and waiting (ports $PC_C $PC_D), client held back"
 
