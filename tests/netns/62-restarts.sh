@@ -23,16 +23,6 @@ END_BOUND=10	# s: a session whose relay died ends within this
 BACK_BOUND=30	# s: after a restart, a working ssh within this
 GRACE=10	# np-deviced's GraceTime (its default)
 
-# open_session TAG LINES: ssh in the background printing LINES lines, one
-# a second ("in" first); waits until it is in; sets SPID.
-open_session() {
-	SSH_LIMIT=$(($2 + 60)) bg "$1" lssh "$LAB_HOST" \
-	    "echo in; i=0; while [ \$i -lt $2 ]; do echo \"\$i\"; sleep 1; i=\$((i + 1)); done"
-	SPID=$BGPID
-	wait_for 20 grep -q '^in$' "$T/$1.out" ||
-	    fail "$1: session did not start: $(cat "$T/$1.log")"
-}
-
 # ssh_fails TAG WHAT ERE: an ssh fails within FAIL_BOUND with ERE on its
 # stderr.
 ssh_fails() {

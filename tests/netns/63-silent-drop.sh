@@ -31,16 +31,6 @@ NOTICE_BOUND=20		# s: np-deviced notices its dead control plane
 RECONNECT_BOUND=45	# s: np-deviced back after the drop is removed
 NEWSSH_BOUND=60		# s: a new ssh works after the drop is removed
 
-# open_session TAG: ssh in the background printing a line a second for
-# two minutes; waits until it is in; sets SPID.
-open_session() {
-	bg "$1" lssh "$LAB_HOST" \
-	    'echo in; i=0; while [ $i -lt 120 ]; do echo "$i"; sleep 1; i=$((i + 1)); done'
-	SPID=$BGPID
-	wait_for 20 grep -q '^3$' "$T/$1.out" ||
-	    fail "$1: session did not start: $(cat "$T/$1.log")"
-}
-
 # wait_log NAME SKIP ERE SECONDS: waits until a line of NAME's log after
 # its first SKIP lines matches ERE; fails after SECONDS.  Sets WAITED (ms
 # since the call).
@@ -82,7 +72,7 @@ ssh_again() {
 }
 
 # ---- 1. the home router drops everything ----
-open_session s1
+open_session s1 120 3
 srd0=$(lab_lines "$LAB/logs/np-srd.log")
 dev0=$(lab_lines "$LAB/logs/np-deviced.log")
 watch_log np-deviced "$dev0" 'control plane down' "$T/noticed"
@@ -112,7 +102,7 @@ ssh_again "$NEWSSH_BOUND"
 log "home drop removed: a new ssh worked after $WAITED ms more"
 
 # ---- 2. the office router drops everything ----
-open_session s2
+open_session s2 120 3
 srd0=$(lab_lines "$LAB/logs/np-srd.log")
 t_drop=$(now_ms)
 nsx "$NS_OFFICER" iptables -I FORWARD -j DROP || fail "iptables at the office"

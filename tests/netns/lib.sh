@@ -182,3 +182,14 @@ trap netns_exit EXIT
 # link_down NS IF / link_up NS IF: takes a link down or up.
 link_down() { ip -n "$1" link set "$2" down || fail "link down $1 $2"; }
 link_up() { ip -n "$1" link set "$2" up || fail "link up $1 $2"; }
+
+# open_session TAG LINES [READY]: ssh from the client in the background,
+# printing "in", then LINES numbered lines, one a second; waits (20 s)
+# until its output has the line READY (default "in"); sets SPID.
+open_session() {
+	SSH_LIMIT=$(($2 + 60)) bg "$1" lssh "$LAB_HOST" \
+	    "echo in; i=0; while [ \$i -lt $2 ]; do echo \"\$i\"; sleep 1; i=\$((i + 1)); done"
+	SPID=$BGPID
+	wait_for 20 grep -qx -- "${3:-in}" "$T/$1.out" ||
+	    fail "$1: session did not start: $(cat "$T/$1.log")"
+}
