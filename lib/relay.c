@@ -6,6 +6,11 @@
  *  DIRECT  rfd or wfd is itself a pipe: one splice(2) moves the bytes.
  *  COPY    read(2)/write(2) through a heap buffer of NP_RELAY_BUF bytes,
  *          for fds splice refuses (EINVAL), or when forced.
+ *  XFORM   relay stream records (srec.h): a sealing direction readv(2)s
+ *          into NP_RELAY_XSEGS record-sized slots of one buffer, seals
+ *          each in place and writes the records at once; an opening one
+ *          reads records, opens every whole one in place and writev(2)s
+ *          their plaintexts, then moves a partial record to the front.
  *
  * Backpressure: a direction either waits for its input (NP_EV_READ on
  * rfd) or, while it holds unwritten bytes, for its output (NP_EV_WRITE on
@@ -22,6 +27,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -31,7 +37,21 @@
 #define RELAY_DIRECT_CHUNK (1024 * 1024)
 #define SPLICE_FLAGS (SPLICE_F_NONBLOCK | SPLICE_F_MOVE)
 
-enum { M_PIPE = 0, M_DIRECT, M_COPY };
+#define XIOV_MAX 64 /* plaintexts of opened records written at once */
+
+enum { M_PIPE = 0, M_DIRECT, M_COPY, M_XFORM };
+
+/* An XFORM direction's state (only where records are used). */
+struct xdir {
+	struct np_srec *rec;
+	uint8_t *buf;	       /* NP_RELAY_XBUF bytes, NULL while none */
+	uint32_t off, len;     /* seal: records buf[off..off+len) to write */
+	uint32_t have, parsed; /* open: buf[0..have) read, [0..parsed) opened */
+	struct iovec iov[XIOV_MAX]; /* open: plaintexts to write */
+	int niov, iovi;
+	uint8_t sealing;
+	uint8_t final;	       /* seal: final record made; open: seen */
+};
 enum { W_NONE = 0, W_READ, W_WRITE };
 enum { P_OK = 0, P_ERR };
 
@@ -48,6 +68,7 @@ struct rdir {
 	uint8_t ended;
 	uint8_t wsock; /* wfd is a socket */
 	uint8_t rfifo; /* rfd is a pipe */
+	struct xdir *x; /* XFORM only */
 };
 
 struct rfd {
@@ -109,6 +130,12 @@ dir_release(struct rdir *d)
 	free(d->buf);
 	d->buf = NULL;
 	d->off = d->len = 0;
+	if (d->x != NULL) {
+		free(d->x->buf);
+		d->x->buf = NULL;
+		d->x->off = d->x->len = d->x->have = d->x->parsed = 0;
+		d->x->niov = d->x->iovi = 0;
+	}
 }
 
 /* ---- fd registration ---- */
@@ -519,6 +546,303 @@ pump_direct(struct np_relay *r, int i)
 	return P_OK;
 }
 
+/* ---- relay stream records ---- */
+
+static int
+x_error(struct np_relay *r, int side, int err, const char *what)
+{
+	if (r->st.err_side == 0) {
+		r->st.err_what = what;
+	}
+	return set_error(r, side, err);
+}
+
+static int
+x_buf(struct np_relay *r, struct xdir *x, int side)
+{
+	if (x->buf != NULL) {
+		return P_OK;
+	}
+	if ((x->buf = malloc(NP_RELAY_XBUF)) == NULL) {
+		return set_error(r, side, ENOMEM);
+	}
+	if (r->timer == 0 && !r->stopping) {
+		(void)arm_timer(r, np_now_mono_ms());
+	}
+	return P_OK;
+}
+
+/* Read plaintext into the record slots and seal what came. */
+static int
+seal_in(struct np_relay *r, int i)
+{
+	struct rdir *d = &r->d[i];
+	struct xdir *x = d->x;
+	struct iovec iov[NP_RELAY_XSEGS];
+	const size_t slot = NP_SREC_MAX + NP_SREC_OVERHEAD;
+	size_t left, n1;
+	uint32_t out = 0;
+	ssize_t n;
+	int k;
+
+	for (k = 0; k < NP_RELAY_XSEGS; k++) {
+		iov[k].iov_base = x->buf + k * slot + NP_SREC_HDR;
+		iov[k].iov_len = NP_SREC_MAX;
+	}
+	do {
+		n = readv(d->rfd, iov, NP_RELAY_XSEGS);
+	} while (n == -1 && errno == EINTR);
+	if (n == 0) {
+		d->eof = 1;
+		return P_OK;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN) {
+			d->want = W_READ;
+			return P_OK;
+		}
+		return set_error(r, rside(i), errno);
+	}
+	/* readv fills slot after slot: whole records, then one short. */
+	for (left = (size_t)n, k = 0; left > 0; k++) {
+		n1 = left < NP_SREC_MAX ? left : NP_SREC_MAX;
+		if (np_srec_seal(x->rec, x->buf + k * slot, n1, 0) != NP_OK) {
+			return x_error(r, rside(i), EPROTO,
+			    "cannot seal a relay record");
+		}
+		out += (uint32_t)(n1 + NP_SREC_OVERHEAD);
+		left -= n1;
+	}
+	x->off = 0;
+	x->len = out;
+	return P_OK;
+}
+
+static int
+x_write(struct np_relay *r, int i, const struct iovec *iov, int n,
+    size_t *wrote)
+{
+	struct rdir *d = &r->d[i];
+	struct msghdr mh;
+	ssize_t w;
+
+	*wrote = 0;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = (struct iovec *)iov;
+	mh.msg_iovlen = (size_t)n;
+	do {
+		w = d->wsock ? sendmsg(d->wfd, &mh, MSG_NOSIGNAL |
+		    MSG_DONTWAIT) : writev(d->wfd, iov, n);
+	} while (w == -1 && errno == EINTR);
+	if (w > 0) {
+		*wrote = (size_t)w;
+		count(r, i, (size_t)w);
+		return P_OK;
+	}
+	if (w == -1 && errno == EAGAIN) {
+		d->want = W_WRITE;
+		return P_OK;
+	}
+	return set_error(r, wside(i), w == 0 ? EPIPE : errno);
+}
+
+static int
+pump_seal(struct np_relay *r, int i)
+{
+	struct rdir *d = &r->d[i];
+	struct xdir *x = d->x;
+	uint64_t start = r->st.a_to_b + r->st.b_to_a;
+	struct iovec iov;
+	size_t w;
+
+	if (x_buf(r, x, rside(i)) != P_OK) {
+		return P_ERR;
+	}
+	while (r->st.a_to_b + r->st.b_to_a - start < RELAY_BUDGET) {
+		d->want = W_NONE;
+		if (x->len == 0) {
+			if (x->final) {
+				dir_end(r, i);
+				return P_OK;
+			}
+			if (d->eof) {
+				if (np_srec_seal(x->rec, x->buf, 0, 1) !=
+				    NP_OK) {
+					return x_error(r, rside(i), EPROTO,
+					    "cannot seal the final record");
+				}
+				x->final = 1;
+				x->off = 0;
+				x->len = NP_SREC_OVERHEAD;
+			} else {
+				if (seal_in(r, i) != P_OK) {
+					return P_ERR;
+				}
+				if (d->want == W_READ) {
+					return P_OK;
+				}
+				continue;
+			}
+		}
+		iov.iov_base = x->buf + x->off;
+		iov.iov_len = x->len;
+		if (x_write(r, i, &iov, 1, &w) != P_OK) {
+			return P_ERR;
+		}
+		if (d->want == W_WRITE) {
+			return P_OK;
+		}
+		x->off += (uint32_t)w;
+		x->len -= (uint32_t)w;
+	}
+	d->want = x->len > 0 ? W_WRITE : W_READ;
+	return P_OK;
+}
+
+/* Open the whole records in buf[parsed..have) (at most XIOV_MAX). */
+static int
+open_records(struct np_relay *r, int i)
+{
+	struct rdir *d = &r->d[i];
+	struct xdir *x = d->x;
+	size_t len;
+	int final, e;
+
+	x->niov = x->iovi = 0;
+	while (x->niov < XIOV_MAX && !x->final &&
+	    x->have - x->parsed >= NP_SREC_HDR) {
+		if (np_srec_header(x->buf + x->parsed, &len, &final) !=
+		    NP_OK) {
+			return x_error(r, rside(i), EPROTO,
+			    "bad relay record header (corrupted stream)");
+		}
+		if (x->have - x->parsed < len + NP_SREC_OVERHEAD) {
+			break;
+		}
+		e = np_srec_open(x->rec, x->buf + x->parsed,
+		    len + NP_SREC_OVERHEAD, &final);
+		if (e != NP_OK) {
+			return x_error(r, rside(i), EBADMSG, e == NP_ERR_CRYPTO ?
+			    "a relay record failed authentication (tampered "
+			    "or corrupted stream)" : "bad relay record");
+		}
+		if (len > 0) {
+			x->iov[x->niov].iov_base = x->buf + x->parsed +
+			    NP_SREC_HDR;
+			x->iov[x->niov].iov_len = len;
+			x->niov++;
+		}
+		x->parsed += (uint32_t)(len + NP_SREC_OVERHEAD);
+		if (final) {
+			x->final = 1;
+		}
+	}
+	if (x->final && x->parsed != x->have) {
+		return x_error(r, rside(i), EPROTO,
+		    "bytes after the final relay record");
+	}
+	return P_OK;
+}
+
+/* Write pending plaintexts; partial writes advance the iovecs. */
+static int
+open_out(struct np_relay *r, int i)
+{
+	struct xdir *x = r->d[i].x;
+	size_t w;
+
+	if (x_write(r, i, x->iov + x->iovi, x->niov - x->iovi, &w) != P_OK) {
+		return P_ERR;
+	}
+	while (w > 0 && x->iovi < x->niov) {
+		if (w >= x->iov[x->iovi].iov_len) {
+			w -= x->iov[x->iovi].iov_len;
+			x->iovi++;
+		} else {
+			x->iov[x->iovi].iov_base =
+			    (uint8_t *)x->iov[x->iovi].iov_base + w;
+			x->iov[x->iovi].iov_len -= w;
+			w = 0;
+		}
+	}
+	return P_OK;
+}
+
+/* Read more records after a partial one is moved to the front. */
+static int
+open_in(struct np_relay *r, int i)
+{
+	struct rdir *d = &r->d[i];
+	struct xdir *x = d->x;
+	ssize_t n;
+
+	if (x->parsed > 0) {
+		memmove(x->buf, x->buf + x->parsed, x->have - x->parsed);
+		x->have -= x->parsed;
+		x->parsed = 0;
+	}
+	if (d->eof) {
+		return x_error(r, rside(i), EPROTO,
+		    "the relay stream ended without its final record "
+		    "(truncated)");
+	}
+	do {
+		n = read(d->rfd, x->buf + x->have, NP_RELAY_XBUF - x->have);
+	} while (n == -1 && errno == EINTR);
+	if (n > 0) {
+		x->have += (uint32_t)n;
+	} else if (n == 0) {
+		d->eof = 1;
+	} else if (errno == EAGAIN) {
+		d->want = W_READ;
+	} else {
+		return set_error(r, rside(i), errno);
+	}
+	return P_OK;
+}
+
+static int
+pump_open(struct np_relay *r, int i)
+{
+	struct rdir *d = &r->d[i];
+	struct xdir *x = d->x;
+	uint64_t start = r->st.a_to_b + r->st.b_to_a;
+
+	if (x_buf(r, x, rside(i)) != P_OK) {
+		return P_ERR;
+	}
+	while (r->st.a_to_b + r->st.b_to_a - start < RELAY_BUDGET) {
+		d->want = W_NONE;
+		if (x->iovi < x->niov) {
+			if (open_out(r, i) != P_OK) {
+				return P_ERR;
+			}
+			if (d->want == W_WRITE) {
+				return P_OK;
+			}
+			continue;
+		}
+		if (x->final) {
+			dir_end(r, i);
+			return P_OK;
+		}
+		if (open_records(r, i) != P_OK) {
+			return P_ERR;
+		}
+		if (x->niov > 0 || x->final) {
+			continue;
+		}
+		if (open_in(r, i) != P_OK) {
+			return P_ERR;
+		}
+		if (d->want == W_READ) {
+			return P_OK;
+		}
+	}
+	d->want = x->iovi < x->niov ? W_WRITE : W_READ;
+	return P_OK;
+}
+
 static int
 pump(struct np_relay *r, int i)
 {
@@ -527,6 +851,8 @@ pump(struct np_relay *r, int i)
 		return pump_pipe(r, i);
 	case M_DIRECT:
 		return pump_direct(r, i);
+	case M_XFORM:
+		return r->d[i].x->sealing ? pump_seal(r, i) : pump_open(r, i);
 	default:
 		return pump_copy(r, i);
 	}
@@ -581,7 +907,9 @@ static int
 holds_memory(const struct np_relay *r)
 {
 	return r->d[0].pr != -1 || r->d[1].pr != -1 || r->d[0].buf != NULL ||
-	       r->d[1].buf != NULL;
+	       r->d[1].buf != NULL ||
+	       (r->d[0].x != NULL && r->d[0].x->buf != NULL) ||
+	       (r->d[1].x != NULL && r->d[1].x->buf != NULL);
 }
 
 /* Arm the one timer for the idle deadline or the next trim, if any. */
@@ -613,7 +941,9 @@ arm_timer(struct np_relay *r, uint64_t now)
 static void
 trim(struct rdir *d)
 {
-	if (d->pending == 0 && d->len == 0) {
+	if (d->pending == 0 && d->len == 0 &&
+	    (d->x == NULL || (d->x->len == 0 && d->x->have == 0 &&
+	    d->x->iovi == d->x->niov))) {
 		dir_release(d);
 	}
 }
@@ -708,7 +1038,7 @@ np_relay_start_ex(struct np_ev *ev, struct np_relay_end a,
 {
 	struct np_relay_opts def;
 	struct np_relay *r;
-	int ret;
+	int i, ret;
 
 	if (out != NULL) {
 		*out = NULL;
@@ -733,6 +1063,17 @@ np_relay_start_ex(struct np_ev *ev, struct np_relay_end a,
 	dir_init(&r->d[0], a.rfd, b.wfd, o->force_copy);
 	dir_init(&r->d[1], b.rfd, a.wfd, o->force_copy);
 	fds_init(r, a, b);
+	for (i = 0; i < 2; i++) {
+		if (o->xf[i] == NULL) {
+			continue;
+		}
+		if ((r->d[i].x = calloc(1, sizeof(*r->d[i].x))) == NULL) {
+			ret = NP_ERR_ALLOC;
+			goto out;
+		}
+		r->d[i].mode = M_XFORM;
+		r->d[i].x->sealing = (uint8_t)np_srec_sealing(o->xf[i]);
+	}
 	r->st.started_ms = r->st.last_io_ms = np_now_mono_ms();
 	if ((ret = update_masks(r)) != NP_OK) {
 		goto out;
@@ -740,12 +1081,19 @@ np_relay_start_ex(struct np_ev *ev, struct np_relay_end a,
 	if ((ret = arm_timer(r, r->st.started_ms)) != NP_OK) {
 		goto out;
 	}
+	for (i = 0; i < 2; i++) {
+		if (r->d[i].x != NULL) {
+			r->d[i].x->rec = o->xf[i];
+		}
+	}
 	*out = r;
 	r = NULL;
 	ret = NP_OK;
 out:
 	if (r != NULL) {
 		unregister_all(r);
+		free(r->d[0].x);
+		free(r->d[1].x);
 		free(r);
 	}
 	return ret;
@@ -782,6 +1130,8 @@ np_relay_stop(struct np_relay *r)
 void
 np_relay_free(struct np_relay *r)
 {
+	int i;
+
 	if (r == NULL) {
 		return;
 	}
@@ -790,6 +1140,13 @@ np_relay_free(struct np_relay *r)
 		np_ev_timer_del(r->ev, r->timer);
 		dir_release(&r->d[0]);
 		dir_release(&r->d[1]);
+	}
+	for (i = 0; i < 2; i++) {
+		if (r->d[i].x != NULL) {
+			np_srec_free(r->d[i].x->rec);
+			free(r->d[i].x->buf);
+			free(r->d[i].x);
+		}
 	}
 	free(r);
 }

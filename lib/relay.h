@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "ev.h"
+#include "srec.h"
 
 #define NP_RELAY_BUF (64 * 1024)
 
@@ -67,6 +68,9 @@ struct np_relay_stats {
 	int err_side;	 /* 0 none, 1 a, 2 b */
 	int err_errno;
 	int wfd_closed;	 /* bit 0: a.wfd, bit 1: b.wfd closed by the relay */
+	/* A relay stream record failure (err_errno EBADMSG or EPROTO):
+	 * what went wrong, for the user; NULL otherwise. */
+	const char *err_what;
 };
 
 /* Options for np_relay_start_ex(); zero means the default. */
@@ -77,11 +81,26 @@ struct np_relay_opts {
 	int force_copy;	    /* tests: never splice, copy through a buffer */
 	uint64_t trim_ms;   /* a direction quiet this long gives back its
 			       pipe / buffer; 0: NP_RELAY_TRIM_MS */
+	/*
+	 * Relay stream records (srec.h) per direction (0: a -> b, 1: b ->
+	 * a), NULL: bytes pass as they are.  A sealing one wraps what it
+	 * reads into records and ends its output with the final record; an
+	 * opening one writes only authenticated plaintext and ends the
+	 * relay with NP_RELAY_ERROR (err_what says why) on a bad record,
+	 * bytes after the final record, or an input that ends without it.
+	 * Such a direction copies through one buffer of NP_RELAY_XBUF
+	 * bytes.  On NP_OK the relay owns them (np_relay_free frees them);
+	 * on failure the caller still does.
+	 */
+	struct np_srec *xf[2];
 };
+
+#define NP_RELAY_XSEGS 4 /* records sealed from one read */
 
 #define NP_RELAY_TRIM_MS 5000
 
 #define NP_RELAY_PIPE_SZ (256 * 1024)
+#define NP_RELAY_XBUF (NP_RELAY_XSEGS * (NP_SREC_MAX + NP_SREC_OVERHEAD))
 
 /*
  * Called once when the relay has finished, from the loop.  The callback
