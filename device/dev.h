@@ -48,6 +48,9 @@
 #define DEV_KX_LEN 32		/* crypto_kx public / secret key */
 #define DEV_REASON_MAX 128
 #define DEV_TAG_MAX NP_TAG_MAX /* reply tag "rt": [a-z0-9]{1,32} */
+#define DEV_TUNNEL_HOST_MAX 253	/* a tunnel's host name or literal */
+#define DEV_PERMIT_MAX 256	/* PermitOpen entries */
+#define DEV_ENC_MAX 8		/* ciphers a request may offer */
 
 /* ---- deviced.conf ---- */
 
@@ -80,6 +83,7 @@ struct dev_conf {
 	char *state_dir;		/* StateDir */
 	long max_sessions;		/* MaxSessions */
 	struct np_strlist rv_host;	/* RendezvousHost */
+	struct np_strlist permit_open;	/* PermitOpen */
 	long grace_time;		/* GraceTime, s */
 	long keepalive;			/* KeepAlive, s (0: off) */
 	long connect_timeout;		/* ConnectTimeout, s */
@@ -91,6 +95,15 @@ struct dev_conf {
 	int keymode;
 	int level;
 	long sshd_port;
+	struct dev_permit *permit;	/* PermitOpen, or its default */
+	size_t npermit;
+	int permit_any;			/* PermitOpen any */
+};
+
+/* One PermitOpen entry: HOST:PORT, [V6]:PORT or HOST:* (port 0). */
+struct dev_permit {
+	char host[DEV_TUNNEL_HOST_MAX + 1];
+	long port;
 };
 
 extern const struct np_conf_kw dev_conf_table[];
@@ -120,6 +133,9 @@ size_t dev_conf_users(const struct dev_conf *c, const char **out,
 int dev_conf_serves(const struct dev_conf *c, const char *name);
 /* 1 if s is a device name: [a-z0-9_][a-z0-9_-]{0,31}. */
 int dev_devname_valid(const char *s);
+/* 1 when PermitOpen allows a tunnel to host (as the client named it,
+ * compared without case) port port.  Fail closed.  Pure. */
+int dev_conf_permits(const struct dev_conf *c, const char *host, long port);
 /* "error" / "warn" / "info" / "debug" -> NP_LOG_*. */
 int dev_log_level_parse(const char *s, int *level);
 
@@ -135,6 +151,10 @@ struct dev_req {
 	uint8_t pubkey[NP_SSHKEY_PK_LEN]; /* the client's session key */
 	uint8_t kx[DEV_KX_LEN];
 	char rt[DEV_TAG_MAX + 1];	  /* reply tag; "" = untagged */
+	int tunnel;			  /* "mode":"tunnel" */
+	char host[DEV_TUNNEL_HOST_MAX + 1]; /* tunnel: where to connect */
+	int enc;			  /* "enc" offered */
+	int cipher;			  /* our pick of it, NP_SREC_* */
 };
 
 /*
@@ -166,10 +186,20 @@ void dev_body_rt(struct json_object *body, char rt[DEV_TAG_MAX + 1]);
 const char *dev_req_check(const struct dev_conf *c, const char *from,
     const struct dev_req *q, size_t nsessions);
 
-/* Reply bodies.  ok: {"sid","expires","hostkeys","kx"} (nothing secret). */
+/*
+ * Reply bodies.  ok: {"sid","expires","hostkeys","kx"[,"enc"]} (nothing
+ * secret); a tunnel's has no "hostkeys" (nhostkeys 0).  cipher
+ * NP_SREC_NONE: no "enc".
+ */
 int dev_body_ok(const char *sid, int64_t expires,
     char *const *hostkeys, size_t nhostkeys, const uint8_t kx[DEV_KX_LEN],
-    struct json_object **out);
+    int cipher, struct json_object **out);
+/*
+ * Our pick from the ciphers a client offers (names, preferred first):
+ * its first one we know, except that a CPU without AES instructions
+ * takes ChaCha20-Poly1305 when offered.  NP_SREC_NONE: none known.
+ */
+int dev_cipher_pick(const char *const *names, size_t n, int have_aes);
 int dev_body_err(const char *sid, const char *reason,
     struct json_object **out);
 /*

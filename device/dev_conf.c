@@ -55,6 +55,9 @@ const struct np_conf_kw dev_conf_table[] = {
 	    "sessions at once"),
 	KW("RendezvousHost", NP_CONF_LIST, rv_host, 0, 0, 0,
 	    "rendezvous hosts the device connects to (default: any)"),
+	KW("PermitOpen", NP_CONF_LIST, permit_open, 0, 0, 0,
+	    "where np tunnel may connect: HOST:PORT [V6]:PORT HOST:* any none "
+	    "(default: the Sshd address)"),
 	KW("GraceTime", NP_CONF_DURATION, grace_time, 0, 0, 86400,
 	    "seconds relaying sessions get after SIGTERM"),
 	KW("KeepAlive", NP_CONF_DURATION, keepalive, 0, 0, 3600,
@@ -414,6 +417,114 @@ sshd_check(struct dev_conf *c, char *err, size_t errlen)
 	return NP_OK;
 }
 
+static int
+permit_add(struct dev_conf *c, const char *host, size_t hl, long port)
+{
+	struct dev_permit *p;
+
+	if (c->npermit >= DEV_PERMIT_MAX || hl > DEV_TUNNEL_HOST_MAX) {
+		return NP_ERR_TOO_BIG;
+	}
+	if ((p = realloc(c->permit, (c->npermit + 1) * sizeof(*p))) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	c->permit = p;
+	p += c->npermit++;
+	memcpy(p->host, host, hl);
+	p->host[hl] = '\0';
+	p->port = port;
+	return NP_OK;
+}
+
+/* One PermitOpen word: HOST:PORT, [V6]:PORT, HOST:* or [V6]:*. */
+static int
+permit_word(struct dev_conf *c, const char *w)
+{
+	struct np_hostport hp;
+	char tmp[DEV_TUNNEL_HOST_MAX + 16];
+	size_t len = strlen(w);
+	int any = 0, r;
+
+	if (len < 3 || len >= sizeof(tmp) - 1) {
+		return NP_ERR_INVALID;
+	}
+	memcpy(tmp, w, len + 1);
+	if (tmp[len - 1] == '*' && tmp[len - 2] == ':') {
+		tmp[len - 1] = '1'; /* checks the host part */
+		any = 1;
+	}
+	if ((r = np_hostport_parse(tmp, &hp)) != NP_OK) {
+		return r;
+	}
+	r = permit_add(c, hp.host, strlen(hp.host), any ? 0 :
+	    strtol(hp.port, NULL, 10));
+	np_hostport_free(&hp);
+	return r;
+}
+
+/* PermitOpen, or the default: the Sshd address (and localhost with its
+ * port when Sshd is a loopback address). */
+static int
+permit_check(struct dev_conf *c, const char *fname, char *err,
+    size_t errlen)
+{
+	const struct np_strlist *l = &c->permit_open;
+	size_t i;
+	int r = NP_OK;
+
+	free(c->permit);
+	c->permit = NULL;
+	c->npermit = 0;
+	c->permit_any = 0;
+	if (l->n == 0) {
+		r = permit_add(c, c->sshd.host, strlen(c->sshd.host),
+		    c->sshd_port);
+		if (r == NP_OK && (strcmp(c->sshd.host, "127.0.0.1") == 0 ||
+		    strcmp(c->sshd.host, "::1") == 0)) {
+			r = permit_add(c, "localhost", 9, c->sshd_port);
+		}
+		return r == NP_OK ? r : conf_fail(err, errlen, r,
+		    "out of memory");
+	}
+	for (i = 0; i < l->n && r == NP_OK; i++) {
+		if (strcmp(l->v[i], "none") == 0 || strcmp(l->v[i], "any") ==
+		    0) {
+			if (l->n != 1) {
+				return conf_fail(err, errlen, NP_ERR_CONF,
+				    "%s: PermitOpen %s must stand alone",
+				    fname, l->v[i]);
+			}
+			c->permit_any = l->v[i][0] == 'a';
+			return NP_OK;
+		}
+		r = permit_word(c, l->v[i]);
+	}
+	if (r != NP_OK) {
+		return conf_fail(err, errlen, NP_ERR_CONF, "%s: bad "
+		    "PermitOpen entry '%.64s' (HOST:PORT, [V6]:PORT, HOST:*, "
+		    "any or none; at most %d)", fname, l->v[i - 1],
+		    DEV_PERMIT_MAX);
+	}
+	return NP_OK;
+}
+
+int
+dev_conf_permits(const struct dev_conf *c, const char *host, long port)
+{
+	size_t i;
+
+	if (c->permit_any) {
+		return 1;
+	}
+	for (i = 0; i < c->npermit; i++) {
+		if ((c->permit[i].port == 0 || c->permit[i].port == port) &&
+		    strcasecmp(c->permit[i].host, host) == 0) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int
 dev_conf_check(struct dev_conf *c, const char *fname, char *err,
     size_t errlen)
@@ -436,7 +547,8 @@ dev_conf_check(struct dev_conf *c, const char *fname, char *err,
 	    (r = modes_check(c, fname, err, errlen)) != NP_OK ||
 	    (r = devices_check(c, fname, err, errlen)) != NP_OK ||
 	    (r = allow_check(c, fname, err, errlen)) != NP_OK ||
-	    (r = sshd_check(c, err, errlen)) != NP_OK) {
+	    (r = sshd_check(c, err, errlen)) != NP_OK ||
+	    (r = permit_check(c, fname, err, errlen)) != NP_OK) {
 		return r;
 	}
 	return NP_OK;
@@ -479,6 +591,9 @@ dev_conf_free(struct dev_conf *c)
 		return;
 	}
 	allow_free(c);
+	free(c->permit);
+	c->permit = NULL;
+	c->npermit = 0;
 	np_conf_free(dev_conf_table, c);
 }
 

@@ -16,6 +16,7 @@
 #include "key.h"
 #include "msg.h"
 #include "spool.h"
+#include "srec.h"
 #include "sshkey.h"
 #include "srproto.h"
 
@@ -24,8 +25,10 @@
 #define PUBKEY_PFX NP_SSHKEY_ED25519 " "
 
 /* np.pong features: what this device offers. */
-static const char *const features_spool[] = { "ssh", "spool" };
-static const char *const features_ak[] = { "ssh", "authorized_keys" };
+static const char *const features_spool[] = { "ssh", "spool", "tunnel",
+    "enc" };
+static const char *const features_ak[] = { "ssh", "authorized_keys",
+    "tunnel", "enc" };
 
 static int
 get_str(struct json_object *o, const char *key, const char **s, size_t *len)
@@ -150,13 +153,6 @@ parse_names(struct json_object *body, struct dev_req *t)
 		return NP_ERR_INVALID;
 	}
 	memcpy(t->device, s, len + 1);
-	if (get_str(body, "user", &s, &len) != NP_OK) {
-		return NP_ERR_INVALID;
-	}
-	/* Too long: kept empty, refused as "bad user name". */
-	if (len <= NP_USER_MAX) {
-		memcpy(t->user, s, len + 1);
-	}
 	return NP_OK;
 }
 
@@ -197,6 +193,107 @@ dev_body_rt(struct json_object *body, char rt[DEV_TAG_MAX + 1])
 }
 
 int
+dev_cipher_pick(const char *const *names, size_t n, int have_aes)
+{
+	size_t i;
+	int c, first = NP_SREC_NONE;
+
+	for (i = 0; i < n; i++) {
+		c = np_srec_cipher_parse(names[i]);
+		if (c == NP_SREC_CHACHA20POLY1305 && !have_aes) {
+			return c;
+		}
+		if (first == NP_SREC_NONE) {
+			first = c;
+		}
+	}
+	return first;
+}
+
+/* "enc": absent, or an array of 1..DEV_ENC_MAX cipher names. */
+static int
+parse_enc(struct json_object *body, struct dev_req *t)
+{
+	struct json_object *a, *e;
+	const char *names[DEV_ENC_MAX];
+	size_t i, n;
+
+	if (!json_object_object_get_ex(body, "enc", &a)) {
+		return NP_OK;
+	}
+	if (!json_object_is_type(a, json_type_array) ||
+	    (n = json_object_array_length(a)) == 0 || n > DEV_ENC_MAX) {
+		return NP_ERR_INVALID;
+	}
+	for (i = 0; i < n; i++) {
+		e = json_object_array_get_idx(a, i);
+		if (!json_object_is_type(e, json_type_string)) {
+			return NP_ERR_INVALID;
+		}
+		names[i] = json_object_get_string(e);
+	}
+	t->enc = 1;
+	t->cipher = dev_cipher_pick(names, n, np_srec_cpu_has_aes());
+	return NP_OK;
+}
+
+/* A tunnel's host: a name or an address literal (IPv6 without
+ * brackets), [A-Za-z0-9._:-], 1..DEV_TUNNEL_HOST_MAX bytes. */
+static int
+tunnel_host_valid(const char *h, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > DEV_TUNNEL_HOST_MAX || h[0] == '-') {
+		return 0;
+	}
+	for (i = 0; i < len; i++) {
+		if (!((h[i] >= 'a' && h[i] <= 'z') ||
+		    (h[i] >= 'A' && h[i] <= 'Z') ||
+		    (h[i] >= '0' && h[i] <= '9') || h[i] == '.' ||
+		    h[i] == '-' || h[i] == '_' || h[i] == ':')) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* "mode": absent or "ssh" (user, pubkey), or "tunnel" (host). */
+static int
+parse_mode(struct json_object *body, struct dev_req *t)
+{
+	const char *s;
+	size_t len;
+
+	if (json_object_object_get_ex(body, "mode", NULL)) {
+		if (get_str(body, "mode", &s, &len) != NP_OK) {
+			return NP_ERR_INVALID;
+		}
+		if (strcmp(s, "tunnel") == 0) {
+			t->tunnel = 1;
+		} else if (strcmp(s, "ssh") != 0) {
+			return NP_ERR_INVALID;
+		}
+	}
+	if (t->tunnel) {
+		if (get_str(body, "host", &s, &len) != NP_OK ||
+		    !tunnel_host_valid(s, len)) {
+			return NP_ERR_INVALID;
+		}
+		memcpy(t->host, s, len + 1);
+		return NP_OK;
+	}
+	if (get_str(body, "user", &s, &len) != NP_OK) {
+		return NP_ERR_INVALID;
+	}
+	/* Too long: kept empty, refused as "bad user name". */
+	if (len <= NP_USER_MAX) {
+		memcpy(t->user, s, len + 1);
+	}
+	return parse_pubkey(body, t->pubkey);
+}
+
+int
 dev_req_parse(struct json_object *body, struct dev_req *q)
 {
 	struct dev_req t;
@@ -208,12 +305,13 @@ dev_req_parse(struct json_object *body, struct dev_req *q)
 	memset(&t, 0, sizeof(t));
 	if (dev_req_sid(body, t.sid) != NP_OK ||
 	    parse_names(body, &t) != NP_OK ||
+	    parse_mode(body, &t) != NP_OK ||
 	    get_int(body, "port", 1, 65535, &t.port) != NP_OK ||
 	    !json_object_object_get_ex(body, "sr", &m) ||
 	    parse_sr(m, &t.sr) != NP_OK ||
-	    parse_pubkey(body, t.pubkey) != NP_OK ||
 	    get_str(body, "kx", &s, &len) != NP_OK || len != KX_B64_LEN ||
-	    np_b64_decode_exact(s, t.kx, DEV_KX_LEN) != NP_OK) {
+	    np_b64_decode_exact(s, t.kx, DEV_KX_LEN) != NP_OK ||
+	    parse_enc(body, &t) != NP_OK) {
 		goto out;
 	}
 	dev_body_rt(body, t.rt);
@@ -267,6 +365,21 @@ dev_req_check(const struct dev_conf *c, const char *from,
 	}
 	if (!dev_conf_serves(c, q->device)) {
 		return "unknown device name";
+	}
+	if (q->enc && q->cipher == NP_SREC_NONE) {
+		return "no relay cipher in common";
+	}
+	if (q->tunnel) {
+		if (!q->enc) {
+			return "a tunnel needs relay encryption";
+		}
+		if (!dev_conf_permits(c, q->host, q->port)) {
+			return "tunnel target not permitted by the device's "
+			    "PermitOpen";
+		}
+		return rv_host_allowed(c, q->sr.host) ? (nsessions >=
+		    (size_t)c->max_sessions ? "too many sessions" : NULL) :
+		    "rendezvous host not permitted";
 	}
 	if (!np_user_valid(q->user)) {
 		return "bad user name";
@@ -324,7 +437,8 @@ add_strings(struct json_object *o, const char *key, const char *const *v,
 
 int
 dev_body_ok(const char *sid, int64_t expires, char *const *hostkeys,
-    size_t nhostkeys, const uint8_t kx[DEV_KX_LEN], struct json_object **out)
+    size_t nhostkeys, const uint8_t kx[DEV_KX_LEN], int cipher,
+    struct json_object **out)
 {
 	struct json_object *o;
 	char b64[NP_PK_B64_MAX];
@@ -342,9 +456,12 @@ dev_body_ok(const char *sid, int64_t expires, char *const *hostkeys,
 	}
 	if ((r = add(o, "sid", json_object_new_string(sid))) != NP_OK ||
 	    (r = add(o, "expires", json_object_new_int64(expires))) != NP_OK ||
-	    (r = add_strings(o, "hostkeys", (const char *const *)hostkeys,
-	    nhostkeys)) != NP_OK ||
-	    (r = add(o, "kx", json_object_new_string(b64))) != NP_OK) {
+	    (nhostkeys > 0 && (r = add_strings(o, "hostkeys",
+	    (const char *const *)hostkeys, nhostkeys)) != NP_OK) ||
+	    (r = add(o, "kx", json_object_new_string(b64))) != NP_OK ||
+	    (cipher != NP_SREC_NONE && (r = add(o, "enc",
+	    json_object_new_string(np_srec_cipher_name(cipher)))) !=
+	    NP_OK)) {
 		json_object_put(o);
 		return r;
 	}
@@ -423,7 +540,7 @@ dev_body_pong(const struct dev_conf *c, struct json_object *ping,
 	    NP_OK ||
 	    (r = add_strings(o, "features",
 	    c->keymode == DEV_KEYMODE_SPOOL ? features_spool : features_ak,
-	    2)) != NP_OK) {
+	    4)) != NP_OK) {
 		json_object_put(o);
 		return r;
 	}

@@ -36,10 +36,12 @@
 #include "log.h"
 #include "relay.h"
 #include "spool.h"
+#include "srec.h"
 #include "sshkey.h"
 #include "srproto.h"
 
 #define AK_USERS_MAX 256
+#define DEV_TARGET_ADDRS 4	/* addresses of a tunnel's host tried */
 #define PWBUF_MAX 16384
 
 enum sr_state {
@@ -68,6 +70,15 @@ struct dev_sess {
 	size_t ans_len;
 	uint8_t *kx_sk;		/* crypto_kx secret, sodium_malloc */
 	uint8_t kx_pk[DEV_KX_LEN];
+	struct np_srec *seal;	/* device -> client, NULL: plain relay */
+	struct np_srec *open;	/* client -> device */
+	int cipher;
+	int tunnel;		/* to host:port instead of sshd */
+	char host[DEV_TUNNEL_HOST_MAX + 1];
+	long port;
+	struct sockaddr_storage to[DEV_TARGET_ADDRS]; /* tunnel: addresses */
+	socklen_t tolen[DEV_TARGET_ADDRS];
+	int nto, ito;		/* how many, which one is being tried */
 	int64_t expires;
 	int keyed;		/* key authorized (spool or authorized_keys) */
 	uint64_t started;
@@ -76,6 +87,7 @@ struct dev_sess {
 };
 
 static void sess_fail(struct dev_sess *, const char *);
+static int target_next(struct dev_sess *);
 
 /* ---- list ---- */
 
@@ -139,6 +151,8 @@ sess_free(struct dev_sess *s)
 	if (s->kx_sk != NULL) {
 		sodium_free(s->kx_sk); /* wipes */
 	}
+	np_srec_free(s->seal);
+	np_srec_free(s->open);
 	sess_unlink(d, s);
 	sodium_memzero(s, sizeof(*s));
 	free(s);
@@ -322,8 +336,8 @@ relay_how(int result, const struct np_relay_stats *st, char *buf,
 	default:
 		snprintf(buf, len, "error on %s side: %s",
 		    st->err_side == 1 ? "rendezvous" : st->err_side == 2 ?
-		    "sshd" : "unknown", st->err_errno != 0 ?
-		    strerror(st->err_errno) : "-");
+		    "local" : "unknown", st->err_what != NULL ? st->err_what :
+		    st->err_errno != 0 ? strerror(st->err_errno) : "-");
 		return buf;
 	}
 }
@@ -333,7 +347,7 @@ relay_done(struct np_relay *r, int result, void *arg)
 {
 	struct dev_sess *s = arg;
 	const struct np_relay_stats *st = np_relay_stats(r);
-	char buf[160];
+	char buf[200];
 
 	np_info("session %s from %s user %s device %s: %s, %llu bytes in, "
 	    "%llu bytes out, %llu ms", s->sid, s->from, s->user, s->device,
@@ -366,6 +380,7 @@ sess_relay(struct dev_sess *s)
 {
 	struct dev *d = s->d;
 	struct np_relay_end a, b;
+	struct np_relay_opts o;
 	long ka = d->conf->keepalive;
 	int r;
 
@@ -383,12 +398,16 @@ sess_relay(struct dev_sess *s)
 	s->line = NULL;
 	a.rfd = a.wfd = s->sr_fd;
 	b.rfd = b.wfd = s->ssh_fd;
-	if ((r = np_relay_start(d->ev, a, b, 0, relay_done, s, &s->relay)) !=
-	    NP_OK) {
+	memset(&o, 0, sizeof(o));
+	o.xf[0] = s->open;	/* a (the rendezvous) -> b (sshd, target) */
+	o.xf[1] = s->seal;
+	if ((r = np_relay_start_ex(d->ev, a, b, &o, relay_done, s,
+	    &s->relay)) != NP_OK) {
 		np_error_r(r, "session %s: cannot start the relay", s->sid);
 		sess_fail(s, "device error");
 		return;
 	}
+	s->open = s->seal = NULL; /* the relay's now */
 	np_debug("session %s: relaying", s->sid);
 }
 
@@ -440,12 +459,22 @@ static void
 ssh_cb(struct np_ev *ev, int fd, uint32_t events, void *arg)
 {
 	struct dev_sess *s = arg;
-	char why[96];
+	char why[DEV_TUNNEL_HOST_MAX + 96];
 	int e;
 
 	if ((e = sock_error(fd)) != 0) {
-		snprintf(why, sizeof(why), "sshd unreachable: %s",
-		    strerror(e));
+		if (s->tunnel && s->ito + 1 < s->nto &&
+		    target_next(s) == NP_OK) {
+			return; /* the next address of the host */
+		}
+		if (s->tunnel) {
+			snprintf(why, sizeof(why), "%s port %ld unreachable "
+			    "from the device: %s", s->host, s->port,
+			    strerror(e));
+		} else {
+			snprintf(why, sizeof(why), "sshd unreachable: %s",
+			    strerror(e));
+		}
 		sess_fail(s, why);
 		return;
 	}
@@ -592,7 +621,8 @@ timeout_cb(struct np_ev *ev, uint64_t id, void *arg)
 
 	s->timer = 0;
 	sess_fail(s, s->sr_state != SR_READY ? "rendezvous unreachable: "
-	    "timed out" : "sshd unreachable: timed out");
+	    "timed out" : s->tunnel ? "tunnel target unreachable from the "
+	    "device: timed out" : "sshd unreachable: timed out");
 }
 
 /* Resolve the rendezvous host (a literal needs no lookup). */
@@ -626,6 +656,87 @@ sr_resolve(const struct np_sr_endpoint *ep, struct sockaddr_storage *ss,
 	return NP_OK;
 }
 
+/*
+ * A tunnel's host: its addresses (at most DEV_TARGET_ADDRS, tried in
+ * turn).  A name other than a literal is looked up here and blocks the
+ * loop meanwhile (localhost comes from /etc/hosts).
+ */
+static int
+target_resolve(struct dev_sess *s)
+{
+	struct addrinfo hints, *res = NULL, *ai;
+	char port[8];
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%ld", s->port);
+	if (getaddrinfo(s->host, port, &hints, &res) != 0) {
+		return NP_ERR_NOT_FOUND;
+	}
+	for (ai = res; ai != NULL && s->nto < DEV_TARGET_ADDRS;
+	    ai = ai->ai_next) {
+		if (ai->ai_addrlen <= sizeof(s->to[0])) {
+			memcpy(&s->to[s->nto], ai->ai_addr, ai->ai_addrlen);
+			s->tolen[s->nto++] = ai->ai_addrlen;
+		}
+	}
+	freeaddrinfo(res);
+	return s->nto > 0 ? NP_OK : NP_ERR_NOT_FOUND;
+}
+
+/* Give up on this address of the tunnel's host and try the next. */
+static int
+target_next(struct dev_sess *s)
+{
+	int e = 0;
+
+	close_fd(s->d, &s->ssh_fd);
+	while (++s->ito < s->nto) {
+		if (connect_start((struct sockaddr *)&s->to[s->ito],
+		    s->tolen[s->ito], &s->ssh_fd, &e) == NP_OK &&
+		    np_ev_add(s->d->ev, s->ssh_fd, NP_EV_WRITE, ssh_cb, s) ==
+		    NP_OK) {
+			return NP_OK;
+		}
+		close_fd(s->d, &s->ssh_fd);
+	}
+	return NP_ERR_UNREACHABLE;
+}
+
+/* The local side: sshd, or the tunnel's host (first address that
+ * takes a connect()). */
+static int
+local_connect(struct dev_sess *s, const char **why)
+{
+	struct dev *d = s->d;
+	int r, e = 0;
+
+	if (!s->tunnel) {
+		if ((r = connect_start((struct sockaddr *)&d->sshd_addr,
+		    d->sshd_addrlen, &s->ssh_fd, &e)) != NP_OK) {
+			*why = "sshd unreachable";
+			np_info("session %s: sshd: %s", s->sid, strerror(e));
+		}
+		return r;
+	}
+	if ((r = target_resolve(s)) != NP_OK) {
+		*why = "tunnel host not found by the device";
+		return r;
+	}
+	for (s->ito = 0; s->ito < s->nto; s->ito++) {
+		if ((r = connect_start((struct sockaddr *)&s->to[s->ito],
+		    s->tolen[s->ito], &s->ssh_fd, &e)) == NP_OK) {
+			return NP_OK;
+		}
+	}
+	*why = "tunnel target unreachable from the device";
+	np_info("session %s: %s port %ld: %s", s->sid, s->host, s->port,
+	    strerror(e));
+	return r;
+}
+
 static int
 sess_connect(struct dev_sess *s, const struct dev_req *q, const char **why)
 {
@@ -634,10 +745,7 @@ sess_connect(struct dev_sess *s, const struct dev_req *q, const char **why)
 	socklen_t sl = 0;
 	int r, e = 0;
 
-	if ((r = connect_start((struct sockaddr *)&d->sshd_addr,
-	    d->sshd_addrlen, &s->ssh_fd, &e)) != NP_OK) {
-		*why = "sshd unreachable";
-		np_info("session %s: sshd: %s", s->sid, strerror(e));
+	if ((r = local_connect(s, why)) != NP_OK) {
 		return r;
 	}
 	if ((r = sr_resolve(&q->sr, &ss, &sl)) != NP_OK) {
@@ -677,6 +785,20 @@ sess_reply(struct dev_sess *s, const struct dev_req *q, const char **why)
 	int r;
 
 	*why = "device error";
+	if (s->tunnel) {
+		/* No key to authorize: the relay itself is the session. */
+		if ((r = dev_body_ok(s->sid, s->expires, NULL, 0, s->kx_pk,
+		    s->cipher, &body)) != NP_OK ||
+		    (r = dev_ctl_send(d, s->from, s->pk, s->rt,
+		    "np.session.ok", s->sid, body)) != NP_OK) {
+			np_error_r(r, "session %s: cannot send the reply",
+			    s->sid);
+		} else {
+			*why = NULL;
+		}
+		json_object_put(body);
+		return r;
+	}
 	memset(&e, 0, sizeof(e));
 	snprintf(e.user, sizeof(e.user), "%s", s->user);
 	snprintf(e.sid, sizeof(e.sid), "%s", s->sid);
@@ -692,7 +814,7 @@ sess_reply(struct dev_sess *s, const struct dev_req *q, const char **why)
 	}
 	s->keyed = 1;
 	if ((r = dev_body_ok(s->sid, s->expires, d->hostkeys, d->nhostkeys,
-	    s->kx_pk, &body)) != NP_OK ||
+	    s->kx_pk, s->cipher, &body)) != NP_OK ||
 	    (r = dev_ctl_send(d, s->from, s->pk, s->rt, "np.session.ok",
 	    s->sid, body)) != NP_OK) {
 		np_error_r(r, "session %s: cannot send the reply", s->sid);
@@ -701,6 +823,28 @@ sess_reply(struct dev_sess *s, const struct dev_req *q, const char **why)
 	*why = NULL;
  out:
 	json_object_put(body);
+	return r;
+}
+
+/* The two direction keys from the kx exchange, then their states. */
+static int
+sess_keys(struct dev_sess *s, const struct dev_req *q)
+{
+	uint8_t *k;
+	int r;
+
+	if ((k = sodium_malloc(2 * NP_SREC_KEY_LEN)) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	/* k: rx (client -> us), then tx (us -> client). */
+	if ((r = np_srec_keys_device(k, k + NP_SREC_KEY_LEN, s->kx_pk,
+	    s->kx_sk, q->kx)) == NP_OK &&
+	    (r = np_srec_new(q->cipher, k, 0, &s->open)) == NP_OK &&
+	    (r = np_srec_new(q->cipher, k + NP_SREC_KEY_LEN, 1, &s->seal)) ==
+	    NP_OK) {
+		s->cipher = q->cipher;
+	}
+	sodium_free(k); /* wipes */
 	return r;
 }
 
@@ -725,12 +869,22 @@ sess_new(struct dev *d, const char *from, const uint8_t pk[NP_PK_LEN],
 	s->sr_port = q->sr.port;
 	s->started = np_now_mono_ms();
 	s->expires = (int64_t)time(NULL) + d->conf->key_ttl;
+	s->tunnel = q->tunnel;
+	s->port = q->port;
+	snprintf(s->host, sizeof(s->host), "%s", q->host);
+	if (s->tunnel) {
+		snprintf(s->user, sizeof(s->user), "-");
+	}
 	sess_link(d, s);
 	if ((s->kx_sk = sodium_malloc(DEV_KX_LEN)) == NULL ||
-	    crypto_kx_keypair(s->kx_pk, s->kx_sk) != 0) {
+	    crypto_kx_keypair(s->kx_pk, s->kx_sk) != 0 ||
+	    (q->enc && sess_keys(s, q) != NP_OK)) {
 		sess_free(s);
 		return NULL;
 	}
+	/* The secret half has done its work. */
+	sodium_free(s->kx_sk);
+	s->kx_sk = NULL;
 	return s;
 }
 
@@ -770,10 +924,17 @@ dev_sess_start(struct dev *d, const char *from, const uint8_t pk[NP_PK_LEN],
 		sess_free(s);
 		return r;
 	}
+	if (s->tunnel) {
+		np_info("session %s from %s device %s: tunnel to %s port %ld "
+		    "accepted, rendezvous %s port %u, relay %s", s->sid,
+		    s->from, s->device, s->host, s->port, s->sr_host,
+		    (unsigned)s->sr_port, np_srec_cipher_name(s->cipher));
+		return NP_OK;
+	}
 	np_info("session %s from %s user %s device %s: accepted, "
-	    "rendezvous %s port %u, key valid %ld s", s->sid, s->from,
-	    s->user, s->device, s->sr_host, (unsigned)s->sr_port,
-	    d->conf->key_ttl);
+	    "rendezvous %s port %u, key valid %ld s, relay %s", s->sid,
+	    s->from, s->user, s->device, s->sr_host, (unsigned)s->sr_port,
+	    d->conf->key_ttl, np_srec_cipher_name(s->cipher));
 	return NP_OK;
 }
 

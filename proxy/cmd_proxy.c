@@ -84,14 +84,19 @@ static int
 relay_run(struct np_cli *cli, const char *host, struct np_session *s,
     struct proxy_run *pr, struct np_relay_end a, struct np_relay_end b)
 {
+	struct np_relay_opts o;
 	int r;
 
-	if ((r = np_relay_start_ex(cli->ev, a, b, NULL, proxy_done, pr,
+	memset(&o, 0, sizeof(o));
+	o.xf[0] = s->seal;	/* a (ours) -> b (the device) */
+	o.xf[1] = s->open;
+	if ((r = np_relay_start_ex(cli->ev, a, b, &o, proxy_done, pr,
 	    &pr->relay)) != NP_OK) {
 		cli_err("%s: cannot start the relay: %s", host,
 		    np_strerror(r));
 		return -1;
 	}
+	s->seal = s->open = NULL; /* the relay's now */
 	np_session_on_fail(s, proxy_refused, pr);
 	np_session_watch_relay(s, pr->relay);
 	while (!pr->done) {
@@ -130,6 +135,12 @@ np_session_relay(struct np_cli *cli, const char *host, struct np_session *s,
 	cli_step(cli, "relay ended: %llu bytes out, %llu bytes in",
 	    (unsigned long long)pr.st.a_to_b,
 	    (unsigned long long)pr.st.b_to_a);
+	if (pr.result != NP_RELAY_DONE && pr.st.err_what != NULL) {
+		cli_err("%s: relay stream from %s broken: %s; the connection "
+		    "was ended", host, pr.st.err_side == 2 ? "the device" :
+		    "here", pr.st.err_what);
+		return -1;
+	}
 	if (pr.result != NP_RELAY_DONE) {
 		cli_err("%s: connection %s: %s", host,
 		    pr.st.err_side == 2 ? "to the device lost" :

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "srec.h"
 #include "conf.h"
 #include "err.h"
 #include "ident.h"
@@ -45,6 +46,13 @@ const struct np_conf_kw np_config_table[] = {
 	{ "KeepAlive", NP_CONF_DURATION, offsetof(struct np_config, keepalive),
 	    0, 0, 3600, "TCP keepalive on the relayed connection, seconds "
 	    "(0: off)" },
+	{ "RelayEncryption", NP_CONF_BOOL,
+	    offsetof(struct np_config, relay_encryption), 0, 0, 0,
+	    "wrap ssh sessions' relayed bytes in AEAD records too (tunnels "
+	    "always are)" },
+	{ "RelayCipher", NP_CONF_STR,
+	    offsetof(struct np_config, relay_cipher), 0, 0, 0,
+	    "auto, aes-256-gcm or chacha20-poly1305" },
 	{ "DeviceAlias", NP_CONF_LINES,
 	    offsetof(struct np_config, device_alias), 0, 0, 0,
 	    "ALIAS @ident [DEVICE]: ssh ALIAS.noports reaches that device" },
@@ -107,6 +115,7 @@ np_config_defaults(struct np_config *cfg)
 	cfg->connect_timeout = NP_CONFIG_DEFAULT_TIMEOUT;
 	cfg->session_timeout = NP_CONFIG_DEFAULT_SESSION_TIMEOUT;
 	cfg->keepalive = NP_CONFIG_DEFAULT_KEEPALIVE;
+	cfg->relay_encryption = 1;
 	if ((r = default_path(&cfg->identity_file, NP_CONFIG_DIR,
 	    "identity.key")) != NP_OK ||
 	    (r = default_path(&cfg->known_identities, NP_CONFIG_DIR,
@@ -267,6 +276,13 @@ config_check(struct np_config *cfg, const char *fname, char *err,
 	    !np_config_fp_valid(cfg->server_fingerprint)) {
 		snprintf(err, errlen, "%s: ServerFingerprint is not a "
 		    "SHA256:... fingerprint", fname);
+		return NP_ERR_CONF;
+	}
+	if (cfg->relay_cipher != NULL &&
+	    strcmp(cfg->relay_cipher, "auto") != 0 &&
+	    np_srec_cipher_parse(cfg->relay_cipher) == NP_SREC_NONE) {
+		snprintf(err, errlen, "%s: RelayCipher must be auto, "
+		    NP_SREC_NAME_AES " or " NP_SREC_NAME_CHACHA, fname);
 		return NP_ERR_CONF;
 	}
 	free(cfg->aliases);

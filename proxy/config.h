@@ -38,6 +38,8 @@ struct np_config {
 	char *known_hosts;	  /* KnownHosts: the noports known_hosts */
 	long session_timeout;	  /* SessionTimeout, seconds */
 	long keepalive;		  /* KeepAlive, seconds (0: off) */
+	int relay_encryption;	  /* RelayEncryption (ssh sessions) */
+	char *relay_cipher;	  /* RelayCipher auto|aes-256-gcm|... */
 	struct np_strlines device_alias; /* DeviceAlias lines */
 	struct np_alias *aliases; /* DeviceAlias, one per line */
 	size_t naliases;

@@ -536,8 +536,43 @@ ok_hostkeys(struct json_object *a, struct np_session_ok *ok)
 	return r;
 }
 
+static int ok_parse(struct json_object *, const char *, int,
+    struct np_session_ok *);
+
 int
 np_session_ok_parse(struct json_object *body, const char *sid,
+    struct np_session_ok *ok)
+{
+	return ok_parse(body, sid, 0, ok);
+}
+
+int
+np_session_ok_parse_tunnel(struct json_object *body, const char *sid,
+    struct np_session_ok *ok)
+{
+	return ok_parse(body, sid, 1, ok);
+}
+
+/* "enc": absent (no encryption) or the name of a cipher we know. */
+static int
+ok_cipher(struct json_object *body, int *cipher)
+{
+	struct json_object *v;
+
+	*cipher = NP_SREC_NONE;
+	if (!json_object_object_get_ex(body, "enc", &v)) {
+		return NP_OK;
+	}
+	if (!json_object_is_type(v, json_type_string) ||
+	    (*cipher = np_srec_cipher_parse(json_object_get_string(v))) ==
+	    NP_SREC_NONE) {
+		return NP_ERR_PROTO;
+	}
+	return NP_OK;
+}
+
+static int
+ok_parse(struct json_object *body, const char *sid, int tunnel,
     struct np_session_ok *ok)
 {
 	struct json_object *v;
@@ -562,6 +597,15 @@ np_session_ok_parse(struct json_object *body, const char *sid,
 	    !json_object_is_type(v, json_type_string) ||
 	    np_b64_decode_exact(json_object_get_string(v), ok->kx,
 	    sizeof(ok->kx)) != NP_OK) {
+		goto out;
+	}
+	if (ok_cipher(body, &ok->cipher) != NP_OK) {
+		goto out;
+	}
+	if (tunnel && (!json_object_object_get_ex(body, "hostkeys", &v) ||
+	    (json_object_is_type(v, json_type_array) &&
+	    json_object_array_length(v) == 0))) {
+		r = NP_OK; /* a tunnel needs no host keys */
 		goto out;
 	}
 	if (!json_object_object_get_ex(body, "hostkeys", &v) ||
@@ -1093,6 +1137,9 @@ np_session_unwatch(struct np_session *s)
 void
 np_session_close(struct np_session *s)
 {
+	np_srec_free(s->seal);
+	np_srec_free(s->open);
+	s->seal = s->open = NULL;
 	np_session_unwatch(s);
 	if (s->fd >= 0) {
 		close(s->fd);
@@ -1269,6 +1316,7 @@ srd_open(struct np_sctx *x, const struct np_target *t, const char *sr,
 
 struct dev_wait {
 	const char *sid;
+	int tunnel;
 	struct np_session_ok *ok;
 	char why[256];
 	int refused;
@@ -1298,7 +1346,9 @@ dev_match(struct np_sctx *x, const struct np_push *p,
 	    strcmp(json_object_get_string(v), dw->sid) != 0) {
 		return NP_ERR_AGAIN; /* another session's answer */
 	}
-	if (np_session_ok_parse(m->body, dw->sid, dw->ok) != NP_OK) {
+	if ((dw->tunnel ? np_session_ok_parse_tunnel(m->body, dw->sid,
+	    dw->ok) : np_session_ok_parse(m->body, dw->sid, dw->ok)) !=
+	    NP_OK) {
 		snprintf(dw->why, sizeof(dw->why), "malformed np.session.ok");
 		return NP_ERR_PROTO;
 	}
@@ -1315,11 +1365,76 @@ json_put(struct json_object *o, const char *k, struct json_object *v)
 	return NP_OK;
 }
 
+/* The ciphers we offer, preferred first: RelayCipher, or both. */
+static size_t
+cipher_offer(const struct np_cli *cli, int out[2])
+{
+	const char *rc = cli->cfg.relay_cipher;
+	int c = rc != NULL ? np_srec_cipher_parse(rc) : NP_SREC_NONE;
+
+	if (c != NP_SREC_NONE) {
+		out[0] = c;
+		return 1;
+	}
+	out[0] = np_srec_cipher_pref();
+	out[1] = out[0] == NP_SREC_AES256GCM ? NP_SREC_CHACHA20POLY1305 :
+	    NP_SREC_AES256GCM;
+	return 2;
+}
+
+static int
+req_enc(const struct np_cli *cli, struct json_object *o)
+{
+	struct json_object *a;
+	int c[2];
+	size_t i, n = cipher_offer(cli, c);
+
+	if ((a = json_object_new_array()) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	for (i = 0; i < n; i++) {
+		if (json_object_array_add(a,
+		    json_object_new_string(np_srec_cipher_name(c[i]))) != 0) {
+			json_object_put(a);
+			return NP_ERR_ALLOC;
+		}
+	}
+	return json_put(o, "enc", a);
+}
+
+/* The members that differ: ssh (user, port, pubkey) or a tunnel. */
+static int
+req_what(const struct np_cli *cli, const struct np_want *w,
+    const char *pubkey, struct json_object *o)
+{
+	if (w->enc && req_enc(cli, o) != NP_OK) {
+		return NP_ERR_ALLOC;
+	}
+	if (w->tunnel) {
+		if (json_put(o, "mode", json_object_new_string("tunnel")) !=
+		    NP_OK ||
+		    json_put(o, "host", json_object_new_string(w->host)) !=
+		    NP_OK ||
+		    json_put(o, "port", json_object_new_int(w->port)) !=
+		    NP_OK) {
+			return NP_ERR_ALLOC;
+		}
+		return NP_OK;
+	}
+	if (json_put(o, "user", json_object_new_string(w->user)) != NP_OK ||
+	    json_put(o, "port", json_object_new_int(w->port)) != NP_OK ||
+	    json_put(o, "pubkey", json_object_new_string(pubkey)) != NP_OK) {
+		return NP_ERR_ALLOC;
+	}
+	return NP_OK;
+}
+
 /* The np.session.req body; holds the device token (wiped on free). */
 static int
-req_body(const struct np_target *t, const char *user, uint16_t port,
-    const struct np_sr_session *s, const char *pubkey, const char *tag,
-    const uint8_t kx[32], struct json_object **out)
+req_body(const struct np_cli *cli, const struct np_target *t,
+    const struct np_want *w, const struct np_sr_session *s,
+    const char *pubkey, const char *tag, const uint8_t kx[32],
+    struct json_object **out)
 {
 	struct json_object *o = NULL, *all = NULL, *dev = NULL;
 	char b64[NP_PK_B64_MAX];
@@ -1340,10 +1455,8 @@ req_body(const struct np_target *t, const char *user, uint16_t port,
 	    json_put(o, "sid", json_object_new_string(s->sid)) != NP_OK ||
 	    json_put(o, "device", json_object_new_string(t->device)) !=
 	    NP_OK ||
-	    json_put(o, "user", json_object_new_string(user)) != NP_OK ||
-	    json_put(o, "port", json_object_new_int(port)) != NP_OK ||
+	    req_what(cli, w, pubkey, o) != NP_OK ||
 	    json_put(o, "sr", json_object_get(dev)) != NP_OK ||
-	    json_put(o, "pubkey", json_object_new_string(pubkey)) != NP_OK ||
 	    json_put(o, "kx", json_object_new_string(b64)) != NP_OK ||
 	    json_put(o, "rt", json_object_new_string(tag)) != NP_OK) {
 		goto out;
@@ -1354,6 +1467,59 @@ req_body(const struct np_target *t, const char *user, uint16_t port,
  out:
 	json_object_put(o);
 	json_object_put(all);
+	return r;
+}
+
+/*
+ * The device's choice of cipher must be one we offered (or none when we
+ * asked for none); then the two direction keys from the kx exchange.
+ */
+static int
+relay_keys(struct np_sctx *x, const struct np_target *t,
+    const struct np_want *w, const struct np_session_ok *ok,
+    const uint8_t *kx_pk, const uint8_t *kx_sk, struct np_session *out)
+{
+	int c[2], r;
+	size_t n = cipher_offer(x->cli, c);
+	uint8_t *keys;
+
+	if (!w->enc) {
+		if (ok->cipher != NP_SREC_NONE) {
+			cli_err("%s: the device encrypts the relay although "
+			    "we did not ask it to", t->host);
+			return NP_ERR_PROTO;
+		}
+		return NP_OK;
+	}
+	if (ok->cipher == NP_SREC_NONE) {
+		cli_err("%s: the device does not encrypt the relay (an "
+		    "np-deviced without relay encryption?)%s", t->host,
+		    w->tunnel ? "" : "; 'RelayEncryption no' lets ssh go "
+		    "without it");
+		return NP_ERR_PROTO;
+	}
+	if (ok->cipher != c[0] && (n < 2 || ok->cipher != c[1])) {
+		cli_err("%s: the device chose a relay cipher we did not "
+		    "offer", t->host);
+		return NP_ERR_PROTO;
+	}
+	if ((keys = sodium_malloc(2 * NP_SREC_KEY_LEN)) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	/* keys: rx (device -> us), then tx (us -> device). */
+	if ((r = np_srec_keys_client(keys, keys + NP_SREC_KEY_LEN, kx_pk,
+	    kx_sk, ok->kx)) != NP_OK) {
+		cli_err("%s: the device's key exchange value is unusable",
+		    t->host);
+	} else if ((r = np_srec_new(ok->cipher, keys + NP_SREC_KEY_LEN, 1,
+	    &out->seal)) != NP_OK ||
+	    (r = np_srec_new(ok->cipher, keys, 0, &out->open)) != NP_OK) {
+		cli_err("%s: cannot set up %s: %s", t->host,
+		    np_srec_cipher_name(ok->cipher), np_strerror(r));
+	} else {
+		out->cipher = ok->cipher;
+	}
+	sodium_free(keys); /* wipes */
 	return r;
 }
 
@@ -1386,50 +1552,53 @@ dev_fail(struct np_sctx *x, const struct np_target *t, int r,
 }
 
 static int
-dev_request(struct np_sctx *x, const struct np_target *t, const char *user,
-    uint16_t port, const struct np_sr_session *s, const char *pubkey,
-    const uint8_t dev_pk[NP_PK_LEN], struct np_session_ok *ok)
+dev_request(struct np_sctx *x, const struct np_target *t,
+    const struct np_want *w, const struct np_sr_session *s,
+    const char *pubkey, const uint8_t dev_pk[NP_PK_LEN],
+    struct np_session_ok *ok, struct np_session *out)
 {
 	struct json_object *body = NULL;
-	struct np_cpc_waiter w;
+	struct np_cpc_waiter cw;
 	struct dev_wait dw;
 	uint8_t kx_pk[crypto_kx_PUBLICKEYBYTES], *kx_sk;
 	uint32_t rid = 0;
 	int r, send_failed = 0;
 
-	memset(&w, 0, sizeof(w));
+	memset(&cw, 0, sizeof(cw));
 	memset(&dw, 0, sizeof(dw));
 	dw.sid = s->sid;
+	dw.tunnel = w->tunnel;
 	dw.ok = ok;
 	if ((kx_sk = sodium_malloc(crypto_kx_SECRETKEYBYTES)) == NULL) {
 		cli_err("out of memory");
 		return NP_ERR_ALLOC;
 	}
-	/* The relay-encryption secret (issue 6) is not used yet. */
 	if (crypto_kx_keypair(kx_pk, kx_sk) != 0 ||
-	    (r = req_body(t, user, port, s, pubkey, x->tag, kx_pk,
+	    (r = req_body(x->cli, t, w, s, pubkey, x->tag, kx_pk,
 	    &body)) != NP_OK) {
 		cli_err("%s: cannot build the session request", t->host);
 		r = NP_ERR_INTERNAL;
 		goto out;
 	}
 	if ((r = np_sctx_send(x, t->ident, dev_pk, "np.session.req", s->sid,
-	    body, &w, &rid)) != NP_OK) {
+	    body, &cw, &rid)) != NP_OK) {
 		send_failed = 1;
 	} else {
 		x->want_session = s->sid;
-		r = np_sctx_wait(x, t->ident, dev_pk, dev_match, &dw, &w,
+		r = np_sctx_wait(x, t->ident, dev_pk, dev_match, &dw, &cw,
 		    &send_failed);
 		x->want_session = NULL;
 	}
 	if (r != NP_OK) {
-		dev_fail(x, t, r, send_failed, &dw, &w);
+		dev_fail(x, t, r, send_failed, &dw, &cw);
+	} else {
+		r = relay_keys(x, t, w, ok, kx_pk, kx_sk, out);
 	}
  out:
-	if (!w.done && rid != 0) {
+	if (!cw.done && rid != 0) {
 		np_cpc_cancel(x->c, rid);
 	}
-	np_cpc_waiter_clear(&w);
+	np_cpc_waiter_clear(&cw);
 	json_object_put(body);
 	sodium_free(kx_sk);
 	return r;
@@ -1536,6 +1705,36 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
     const char *user, uint16_t port, uint16_t kh_port,
     struct np_session *out)
 {
+	struct np_want w;
+
+	memset(&w, 0, sizeof(w));
+	w.user = user;
+	w.port = port;
+	w.kh_port = kh_port;
+	w.enc = cli->cfg.relay_encryption;
+	return np_session_open(cli, t, &w, out);
+}
+
+static void
+answered_step(struct np_cli *cli, const struct np_want *w,
+    const struct np_session_ok *ok)
+{
+	const char *enc = np_srec_cipher_name(ok->cipher);
+
+	if (w->tunnel) {
+		cli_step(cli, "device answered: it connects to %s port %u, "
+		    "relay encryption %s", w->host, (unsigned)w->port, enc);
+	} else {
+		cli_step(cli, "device answered: key authorized for %s until "
+		    "%lld, %zu host key(s), relay encryption %s", w->user,
+		    (long long)ok->expires, ok->nhostkeys, enc);
+	}
+}
+
+int
+np_session_open(struct np_cli *cli, const struct np_target *t,
+    const struct np_want *w, struct np_session *out)
+{
 	struct np_sctx *x = NULL;
 	struct np_sr_session s;
 	struct np_session_ok ok;
@@ -1550,13 +1749,15 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 	memset(&ok, 0, sizeof(ok));
 	memset(&s, 0, sizeof(s));
 	out->fd = -1;
+	pub[0] = '\0';
 	if (cli->cfg.rendezvous == NULL) {
 		cli_err("no Rendezvous configured (set 'Rendezvous @sr' in "
 		    "%s)", cli->config_path != NULL ? cli->config_path :
 		    "the config");
 		return NP_ERR_CONF;
 	}
-	if ((r = session_key(cli, t, user, out, pub, sizeof(pub))) != NP_OK) {
+	if (!w->tunnel && (r = session_key(cli, t, w->user, out, pub,
+	    sizeof(pub))) != NP_OK) {
 		return r;
 	}
 	if ((r = np_sctx_open(cli, np_now_mono_ms() + (uint64_t)to * 1000,
@@ -1573,17 +1774,17 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 		goto out;
 	}
 	cli_step(cli, "relay granted: session %s", s.sid);
-	if ((r = dev_request(x, t, user, port, &s, pub, pks[0], &ok)) !=
-	    NP_OK) {
+	if ((r = dev_request(x, t, w, &s, pub, pks[0], &ok, out)) != NP_OK) {
 		goto out;
 	}
-	cli_step(cli, "device answered: key authorized for %s until %lld, "
-	    "%zu host key(s)", user, (long long)ok.expires, ok.nhostkeys);
+	answered_step(cli, w, &ok);
 	/* It may still fail to reach its sshd or the rendezvous. */
 	watch_start(x, t->ident, pks[0], s.sid);
-	if ((r = write_known_hosts(x, t, kh_port, &ok, out)) != NP_OK) {
+	if (!w->tunnel && (r = write_known_hosts(x, t, w->kh_port, &ok,
+	    out)) != NP_OK) {
 		goto out;
 	}
+	out->expires = ok.expires;
 	if ((r = sr_join(x, t, &s, &out->fd)) != NP_OK) {
 		goto out;
 	}
@@ -1608,6 +1809,11 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 	}
 	watch_arm(out);
  out:
+	if (r != NP_OK) {
+		np_srec_free(out->seal);
+		np_srec_free(out->open);
+		out->seal = out->open = NULL;
+	}
 	np_session_ok_clear(&ok);
 	sodium_memzero(&s, sizeof(s));
 	np_sctx_free(x);

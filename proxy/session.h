@@ -25,6 +25,7 @@
 #include "relay.h"
 #include "spool.h"
 #include "srproto.h"
+#include "srec.h"
 #include "sshkey.h"
 
 #define NP_HOSTNAME_MAX 253
@@ -103,6 +104,7 @@ struct np_session_ok {
 	char *hostkeys[NP_HOSTKEYS_MAX]; /* "TYPE BASE64" each */
 	size_t nhostkeys;
 	uint8_t kx[32];
+	int cipher;	/* its "enc": NP_SREC_*, NP_SREC_NONE when absent */
 };
 /*
  * Pure: an np.session.err body for sid: its "reason" (or "(no reason
@@ -112,8 +114,11 @@ struct np_session_ok {
  */
 int np_session_err_parse(struct json_object *body, const char *sid,
     char *why, size_t whylen);
-/* Parse and check (host keys, kx) an np.session.ok body for sid. */
+/* Parse and check (host keys, kx, enc) an np.session.ok body for sid. */
 int np_session_ok_parse(struct json_object *body, const char *sid,
+    struct np_session_ok *ok);
+/* The same for a tunnel's answer: "hostkeys" may be absent or empty. */
+int np_session_ok_parse_tunnel(struct json_object *body, const char *sid,
     struct np_session_ok *ok);
 void np_session_ok_clear(struct np_session_ok *ok);
 
@@ -226,6 +231,24 @@ struct np_session {
 	uint64_t watch_timer;	    /* on cli->ev */
 	struct np_relay *relay;	    /* its first byte from the device
 				       lets the watch go */
+	/*
+	 * Relay stream encryption (docs/PROTOCOL.md): NULL both when the
+	 * session relays plain bytes.  np_session_relay hands them to the
+	 * relay; np_session_close frees what is left.
+	 */
+	struct np_srec *seal;	    /* client -> device */
+	struct np_srec *open;	    /* device -> client */
+	int cipher;		    /* NP_SREC_* agreed, or NP_SREC_NONE */
+};
+
+/* What a session is for. */
+struct np_want {
+	int tunnel;		/* 0: ssh (user, port); 1: a TCP tunnel */
+	const char *user;	/* ssh: the remote user */
+	const char *host;	/* tunnel: the host the device connects to */
+	uint16_t port;		/* ssh: sshd's port; tunnel: host's port */
+	uint16_t kh_port;	/* ssh: the known_hosts name's port */
+	int enc;		/* relay encryption (a tunnel always has it) */
 };
 
 #define NP_SESSION_WATCH_POLL_MS 10 /* looks at the relay this often */
@@ -242,6 +265,14 @@ struct np_session {
 int np_session_setup(struct np_cli *cli, const struct np_target *t,
     const char *user, uint16_t port, uint16_t kh_port,
     struct np_session *out);
+/*
+ * The same for what w asks (np_session_setup is an ssh want with
+ * RelayEncryption from the config).  A tunnel has no session key and no
+ * known_hosts line: the device connects to w->host port w->port when
+ * its PermitOpen allows it, and the relay is always encrypted.
+ */
+int np_session_open(struct np_cli *cli, const struct np_target *t,
+    const struct np_want *w, struct np_session *out);
 
 /*
  * The device's late refusal: its reason when an authentic np.session.err

@@ -14,6 +14,7 @@
 
 #include "dev.h"
 #include "err.h"
+#include "srec.h"
 
 #define SID "0123456789abcdef0123456789abcdef"
 /* 32 bytes 0x01.. as base64url (no padding) and 32 bytes 0xaa base64. */
@@ -389,7 +390,8 @@ START_TEST(test_body_ok)
 	struct json_object *o = NULL, *v;
 
 	memset(kx, 0xaa, sizeof(kx));
-	ck_assert_int_eq(dev_body_ok(SID, 1700000000, hk, 2, kx, &o), NP_OK);
+	ck_assert_int_eq(dev_body_ok(SID, 1700000000, hk, 2, kx, NP_SREC_NONE,
+	    &o), NP_OK);
 	/* sid, expires, hostkeys, kx: no "key" (the client makes it). */
 	ck_assert_uint_eq(json_object_object_length(o), 4);
 	ck_assert(!json_object_object_get_ex(o, "key", NULL));
@@ -407,17 +409,19 @@ START_TEST(test_body_ok)
 	ck_assert_str_eq(json_object_get_string(v), KX);
 	json_object_put(o);
 
-	ck_assert_int_eq(dev_body_ok("nothex", 1, hk, 2, kx, &o),
+	ck_assert_int_eq(dev_body_ok("nothex", 1, hk, 2, kx, 0, &o),
 	    NP_ERR_INVALID);
 	ck_assert_ptr_null(o);
-	ck_assert_int_eq(dev_body_ok(NULL, 1, hk, 2, kx, &o), NP_ERR_INVALID);
-	ck_assert_int_eq(dev_body_ok(SID, 0, hk, 2, kx, &o), NP_ERR_INVALID);
-	ck_assert_int_eq(dev_body_ok(SID, -5, hk, 2, kx, &o), NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(NULL, 1, hk, 2, kx, 0, &o), NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(SID, 0, hk, 2, kx, 0, &o), NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(SID, -5, hk, 2, kx, 0, &o), NP_ERR_INVALID);
 	ck_assert_ptr_null(o);
-	/* No host keys: an empty array. */
-	ck_assert_int_eq(dev_body_ok(SID, 5, NULL, 0, kx, &o), NP_OK);
-	ck_assert(json_object_object_get_ex(o, "hostkeys", &v));
-	ck_assert_uint_eq(json_object_array_length(v), 0);
+	/* No host keys (a tunnel): no "hostkeys"; a cipher: its "enc". */
+	ck_assert_int_eq(dev_body_ok(SID, 5, NULL, 0, kx, NP_SREC_AES256GCM,
+	    &o), NP_OK);
+	ck_assert(!json_object_object_get_ex(o, "hostkeys", &v));
+	ck_assert(json_object_object_get_ex(o, "enc", &v));
+	ck_assert_str_eq(json_object_get_string(v), "aes-256-gcm");
 	json_object_put(o);
 }
 END_TEST
