@@ -39,6 +39,10 @@ struct np_cmd {
 	const char *help;
 	int config_optional; /* a missing -F/NP_CONFIG file is fine */
 };
+/* config_optional: the subcommand loads the config itself and reports
+ * what is wrong with it (np doctor); cli->cfg holds the defaults when
+ * the file does not load. */
+#define NP_CMD_CONFIG_OWN 2
 
 int cmd_keygen(struct np_cli *, int, char **);
 int cmd_enroll(struct np_cli *, int, char **);
@@ -50,6 +54,8 @@ int cmd_recv(struct np_cli *, int, char **);
 int cmd_proxy(struct np_cli *, int, char **);
 int cmd_ssh(struct np_cli *, int, char **);
 int cmd_ping(struct np_cli *, int, char **);
+int cmd_tunnel(struct np_cli *, int, char **);
+int cmd_doctor(struct np_cli *, int, char **);
 
 /* "np: message" on stderr. */
 void cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -29,6 +29,10 @@ static const struct np_cmd cmds[] = {
 	{ "ssh", cmd_ssh, "a local port to a device's sshd (--exec: run ssh)",
 	    0 },
 	{ "ping", cmd_ping, "ask a device's np-deviced how it is", 0 },
+	{ "tunnel", cmd_tunnel, "local ports to TCP services on a device "
+	    "(-L)", 0 },
+	{ "doctor", cmd_doctor, "check the set-up, one line per check",
+	    NP_CMD_CONFIG_OWN },
 	{ NULL, NULL, NULL, 0 },
 };
 
@@ -128,6 +132,12 @@ load_config(struct np_cli *cli, const char *given, int optional,
 	}
 	r = np_config_load(&cli->cfg, cli->config_path,
 	    cli->config_given && !optional, err, sizeof(err));
+	if (r != NP_OK && optional == NP_CMD_CONFIG_OWN) {
+		/* np doctor reports (and explains) it: the defaults here. */
+		np_config_free(&cli->cfg);
+		return np_config_defaults(&cli->cfg) == NP_OK ? NP_EXIT_OK :
+		    NP_EXIT_FAIL;
+	}
 	if (r != NP_OK) {
 		cli_err("%s", err[0] != '\0' ? err : np_strerror(r));
 		return NP_EXIT_FAIL;
