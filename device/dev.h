@@ -84,6 +84,7 @@ struct dev_conf {
 	long max_sessions;		/* MaxSessions */
 	struct np_strlist rv_host;	/* RendezvousHost */
 	struct np_strlist permit_open;	/* PermitOpen */
+	int permit_plain_tunnel;	/* PermitPlainTunnel */
 	long grace_time;		/* GraceTime, s */
 	long keepalive;			/* KeepAlive, s (0: off) */
 	long connect_timeout;		/* ConnectTimeout, s */

@@ -58,6 +58,8 @@ const struct np_conf_kw dev_conf_table[] = {
 	KW("PermitOpen", NP_CONF_LIST, permit_open, 0, 0, 0,
 	    "where np tunnel may connect: HOST:PORT [V6]:PORT HOST:* any none "
 	    "(default: the Sshd address)"),
+	KW("PermitPlainTunnel", NP_CONF_BOOL, permit_plain_tunnel, 0, 0, 0,
+	    "let np tunnel --no-relay-encryption through (default no)"),
 	KW("GraceTime", NP_CONF_DURATION, grace_time, 0, 0, 86400,
 	    "seconds relaying sessions get after SIGTERM"),
 	KW("KeepAlive", NP_CONF_DURATION, keepalive, 0, 0, 3600,

@@ -370,7 +370,7 @@ dev_req_check(const struct dev_conf *c, const char *from,
 		return "no relay cipher in common";
 	}
 	if (q->tunnel) {
-		if (!q->enc) {
+		if (!q->enc && !c->permit_plain_tunnel) {
 			return "a tunnel needs relay encryption";
 		}
 		if (!dev_conf_permits(c, q->host, q->port)) {

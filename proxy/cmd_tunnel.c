@@ -33,7 +33,8 @@
 #include "session.h"
 
 #define TUNNEL_USAGE "np [-F CONFIG] [-v] tunnel DEVICE " \
-	"-L [BIND:]LPORT:HOST:PORT [-L ...] [-q] [--once]"
+	"-L [BIND:]LPORT:HOST:PORT [-L ...] [-q] [--once]\n" \
+	"         [--no-relay-encryption]"
 #define TUNNEL_FWD_MAX 16	/* -L options */
 #define TUNNEL_LISTEN_MAX 32	/* listening sockets */
 #define TUNNEL_CHILDREN_MAX 256	/* connections at once */
@@ -61,6 +62,7 @@ struct tun {
 	struct lsock ls[TUNNEL_LISTEN_MAX];
 	int nls;
 	int quiet, once;
+	int plain;		/* --no-relay-encryption */
 	int nchild;
 	pid_t kids[TUNNEL_CHILDREN_MAX]; /* 0: free slot */
 	pid_t once_pid;		/* --once: the one connection's child */
@@ -380,7 +382,7 @@ child_run(struct tun *tn, int cfd, const struct fwd *f)
 	w.tunnel = 1;
 	w.host = f->host;
 	w.port = f->port;
-	w.enc = 1;
+	w.enc = !tn->plain;
 	cli_step(cli, "%s: tunnel to %s port %u", tn->t.host, f->host,
 	    (unsigned)f->port);
 	if (np_session_open(cli, &tn->t, &w, &s) == NP_OK) {
@@ -567,6 +569,8 @@ tunnel_opts(struct tun *tn, int argc, char **argv)
 			tn->quiet = 1;
 		} else if (strcmp(argv[i], "--once") == 0) {
 			tn->once = 1;
+		} else if (strcmp(argv[i], "--no-relay-encryption") == 0) {
+			tn->plain = 1;
 		} else if (argv[i][0] != '-' && tn->t.host[0] == '\0') {
 			char why[256];
 
