@@ -35,6 +35,12 @@ PIDS+=($!)
 LAB_DEVICED_EXTRA="PermitOpen localhost:$HTTP 127.0.0.1:$ECHO [::1]:$HTTP6
 PermitOpen 127.0.0.1:$DOWN" lab_up
 NP="$BUILD/np -F $LAB/client.conf"
+# tcp_listening PORT: something listens on PORT where the client runs
+# (without connecting: np tunnel --once would take the probe as its one
+# connection).
+tcp_listening() {
+	lab_in client ss -Hltn "sport = :$1" | grep -q .
+}
 wait_for 10 lab_tcp_open "$HTTP" || fail "http server did not start"
 
 # tunnel_up TAG ARGS...: np tunnel in the background; waits for its
@@ -115,7 +121,7 @@ lab_log_has "$LAB" np-deviced 0 "refused: tunnel target not permitted" ||
 # 4. Permitted but nothing listens there: said so.
 L5=$(free_port)
 bg once2 $NP tunnel "$LAB_HOST" -L "$L5:127.0.0.1:$DOWN" --once -q
-wait_for 10 lab_tcp_open "$L5" client || fail "np tunnel -q did not listen"
+wait_for 10 tcp_listening "$L5" || fail "np tunnel -q did not listen"
 [ -s "$T/once2.out" ] && fail "-q printed: $(cat "$T/once2.out")"
 run c5 curl -sS -m 20 "http://127.0.0.1:$L5/"
 wait_exit "$BGPID" 20 || fail "np tunnel --once did not exit"
@@ -131,7 +137,7 @@ run c6 curl -sS -m 20 "http://127.0.0.1:$L6/index.html"
 expect_eq "hello through the tunnel" "$OUT" "--once page"
 wait_exit "$BGPID" 20 || fail "np tunnel --once did not exit after its connection"
 expect_eq 0 "$RC" "--once exit status"
-lab_tcp_open "$L6" client && fail "--once still listens"
+tcp_listening "$L6" && fail "--once still listens"
 
 # 6. Bad -L values: usage errors, nothing listens.
 for spec in "$L6" "x:localhost:80" "$L6:bad/host:80" "$L6:localhost:0" \
@@ -153,7 +159,7 @@ kill -TERM "$TPID"
 wait_exit "$TPID" 10 || fail "np tunnel did not exit on SIGTERM"
 expect_eq 0 "$RC" "np tunnel exit status on SIGTERM"
 wait_exit "$held" 10 || fail "the held connection outlived the tunnel"
-lab_tcp_open "$L1" client && fail "still listening after SIGTERM"
+tcp_listening "$L1" && fail "still listening after SIGTERM"
 pgrep -f "np -F $LAB/client.conf tunnel" >/dev/null &&
     fail "np tunnel children left: $(pgrep -af "np -F $LAB/client.conf tunnel")"
 log PASS
