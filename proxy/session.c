@@ -1312,6 +1312,13 @@ srd_open(struct np_sctx *x, const struct np_target *t, const char *sr,
 	return r;
 }
 
+int
+np_session_srd_open(struct np_sctx *x, const struct np_target *t,
+    const char *sr, const uint8_t sr_pk[NP_PK_LEN], struct np_sr_session *s)
+{
+	return srd_open(x, t, sr, sr_pk, s);
+}
+
 /* ---------------- the device ---------------- */
 
 struct dev_wait {

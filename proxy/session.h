@@ -212,6 +212,22 @@ int np_sctx_wait(struct np_sctx *x, const char *from,
     const uint8_t from_pk[NP_PK_LEN], np_sctx_match_fn *match, void *arg,
     struct np_cpc_waiter *sendw, int *send_failed);
 
+/*
+ * Ask the rendezvous sr for a session as a set-up does (np ping and np
+ * doctor use it to try the relay): an srd.open box to sr (sr_pk: its
+ * key, looked up and checked; x must be monitoring its tag, which
+ * np_sctx_lookup starts) carrying x->tag as "rt", then wait until
+ * x->deadline for sr's srd.session for it, which fills *s (its tokens
+ * are secret: sodium_memzero *s after use), or its srd.error.  A
+ * session nobody joins simply expires at np-srd (its SessionTimeout).
+ * Prints ONE line on failure, naming t->host: NP_ERR_AUTH when sr
+ * refused, NP_ERR_TIMEOUT when it did not answer in time (np-srd down,
+ * or its Allow line does not name us), NP_ERR_CLOSED when the
+ * control-plane connection dropped.
+ */
+int np_session_srd_open(struct np_sctx *x, const struct np_target *t,
+    const char *sr, const uint8_t sr_pk[NP_PK_LEN], struct np_sr_session *s);
+
 /* ---- the whole set-up ---- */
 
 struct np_session {

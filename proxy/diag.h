@@ -1,0 +1,60 @@
+/*
+ * Diagnostics shared by np ping and np doctor (docs/CLI.md): one np.ping
+ * to a device, and a try of the relay: a session granted by the
+ * rendezvous, its client endpoint connected and the token accepted.
+ * Nothing here prints; each gives one line for the user in why.
+ */
+#ifndef NP_PROXY_DIAG_H
+#define NP_PROXY_DIAG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "key.h"
+#include "session.h"
+
+#define NP_PONG_STR_MAX 64   /* characters kept of one pong string */
+#define NP_PONG_LIST_MAX 64  /* entries kept of one pong list */
+#define NP_DIAG_LIST_LEN 1024
+
+/* What an np.pong said, sanitised for the terminal. */
+struct np_pong {
+	char version[NP_PONG_STR_MAX + 1];  /* "?" when absent */
+	char devices[NP_DIAG_LIST_LEN];	    /* "a,b"; "-" when none */
+	char features[NP_DIAG_LIST_LEN];
+	int has_device;	  /* the asked device is among "devices" */
+	uint64_t rtt_ms;  /* np.ping sent to np.pong opened */
+};
+
+/*
+ * Send np.ping for t->device to t->ident (its key pk) over x, which must
+ * be monitoring (np_sctx_lookup), and wait until x->deadline for the
+ * answer to it.  NP_OK fills *out; otherwise why gets one line for the
+ * user (no "np:" and no host name in front).
+ */
+int np_diag_ping(struct np_sctx *x, const struct np_target *t,
+    const uint8_t pk[NP_PK_LEN], struct np_pong *out, char *why,
+    size_t whylen);
+
+/* How far a try of the relay got. */
+struct np_relay_try {
+	int granted;		/* the rendezvous granted a session */
+	char endpoint[300];	/* its client endpoint, "HOST:PORT" */
+	uint64_t grant_ms;	/* srd.open sent to srd.session opened */
+	uint64_t rtt_ms;	/* TCP connect + token line + NPSR1 OK */
+};
+
+/*
+ * Ask rendezvous sr (key sr_pk) for a session over x (monitoring), as a
+ * real set-up does (np_session_srd_open, until x->deadline), then
+ * connect to its client endpoint with the client token and read
+ * np-srd's answer (np_sr_connect), and close.  No device joins: the
+ * session expires at np-srd, unused.  NP_OK or the error, with one line
+ * in why about the step that failed (out->granted tells which).
+ * np_session_srd_open prints its own error line on stderr too.
+ */
+int np_diag_relay(struct np_sctx *x, const struct np_target *t,
+    const char *sr, const uint8_t sr_pk[NP_PK_LEN], struct np_relay_try *out,
+    char *why, size_t whylen);
+
+#endif
