@@ -1,6 +1,7 @@
 /*
- * np-deviced configuration: defaults, Allow lines (fail closed), and the
- * errors a bad deviced.conf must give.
+ * np-deviced configuration: defaults, Allow lines (fail closed),
+ * PermitOpen (its default, lists, any, none, fail closed), and the errors
+ * a bad deviced.conf must give.
  */
 #include <check.h>
 #include <stdio.h>
@@ -255,6 +256,183 @@ START_TEST(test_devname)
 }
 END_TEST
 
+/* ---- PermitOpen ---- */
+
+START_TEST(test_permit_default)
+{
+	/* Sshd 127.0.0.1:22 by default: it, and localhost with its port. */
+	ck_assert_int_eq(parse(""), NP_OK);
+	ck_assert_int_eq(c.permit_any, 0);
+	ck_assert_uint_eq(c.npermit, 2);
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.1", 22), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "localhost", 22), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "LOCALHOST", 22), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.1", 23), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "localhost", 2222), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.1", 0), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "::1", 22), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.2", 22), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "localhost.", 22), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "", 22), 0);
+
+	/* A loopback IPv6 Sshd: the same with its port. */
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(parse("Sshd [::1]:2222\n"), NP_OK);
+	ck_assert_uint_eq(c.npermit, 2);
+	ck_assert_int_eq(dev_conf_permits(&c, "::1", 2222), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "localhost", 2222), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "::1", 22), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "[::1]", 2222), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.1", 2222), 0);
+
+	/* Any other Sshd: that address alone, no localhost. */
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(parse("Sshd 10.0.0.5:22\n"), NP_OK);
+	ck_assert_uint_eq(c.npermit, 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "10.0.0.5", 22), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "localhost", 22), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.1", 22), 0);
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(parse("Sshd Ssh.Internal:2200\n"), NP_OK);
+	ck_assert_uint_eq(c.npermit, 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "ssh.internal", 2200), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "localhost", 2200), 0);
+}
+END_TEST
+
+START_TEST(test_permit_lists)
+{
+	/* Several words a line, several lines: one list. */
+	ck_assert_int_eq(parse("PermitOpen db.internal:5432 [::1]:8080 "
+			       "Web.Example:*\n"
+			       "PermitOpen 10.0.0.1:80\n"
+			       "PermitOpen [fe80::1]:*\n"),
+	    NP_OK);
+	ck_assert_int_eq(c.permit_any, 0);
+	ck_assert_uint_eq(c.npermit, 5);
+	ck_assert_int_eq(dev_conf_permits(&c, "db.internal", 5432), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "DB.INTERNAL", 5432), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "db.internal", 5433), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "db", 5432), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "db.internal.", 5432), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "::1", 8080), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "::1", 80), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "[::1]", 8080), 0);
+	/* HOST:*: every port of that host, no other host. */
+	ck_assert_int_eq(dev_conf_permits(&c, "web.example", 1), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "web.example", 65535), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "WEB.example", 443), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "www.web.example", 443), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "web.example.org", 443), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "10.0.0.1", 80), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "10.0.0.1", 443), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "FE80::1", 7), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "fe80::2", 7), 0);
+	/* The default (Sshd's address) is gone. */
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.1", 22), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "localhost", 22), 0);
+
+	/* any: everything; none: nothing, not even the default. */
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(parse("PermitOpen any\n"), NP_OK);
+	ck_assert_int_eq(c.permit_any, 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "example.com", 443), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.1", 22), 1);
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(parse("PermitOpen none\n"), NP_OK);
+	ck_assert_int_eq(c.permit_any, 0);
+	ck_assert_uint_eq(c.npermit, 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "127.0.0.1", 22), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "localhost", 22), 0);
+	ck_assert_int_eq(dev_conf_permits(&c, "example.com", 443), 0);
+}
+END_TEST
+
+/* The most entries there may be: DEV_PERMIT_MAX, 16 a line. */
+static void
+permit_many(char *text, size_t len, size_t n)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		o += (size_t)snprintf(text + o, len - o, "%sh%zu:%zu%s",
+		    i % 16 == 0 ? "PermitOpen " : "", i, i + 1,
+		    i % 16 == 15 || i + 1 == n ? "\n" : " ");
+		ck_assert_uint_lt(o, len);
+	}
+}
+
+START_TEST(test_permit_many)
+{
+	char text[8000];
+
+	permit_many(text, sizeof(text), DEV_PERMIT_MAX);
+	ck_assert_int_eq(parse(text), NP_OK);
+	ck_assert_uint_eq(c.npermit, DEV_PERMIT_MAX);
+	ck_assert_int_eq(dev_conf_permits(&c, "h0", 1), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "h255", 256), 1);
+	ck_assert_int_eq(dev_conf_permits(&c, "h255", 255), 0);
+	permit_many(text, sizeof(text), DEV_PERMIT_MAX + 1);
+	bad(text, "bad PermitOpen entry 'h256:257'");
+	ck_assert_ptr_nonnull(strstr(err, "at most 256"));
+}
+END_TEST
+
+START_TEST(test_permit_errors)
+{
+	static const char *const words[] = {
+		"db", "db:", ":80", "db:0", "db:70000", "db:65536",
+		"db:-1", "db:8O", "db:80x", "db:080000", "db:**",
+		"db:*x", "db:*:*", "*:80", "*:*", "[::1:80", "[::1]",
+		"[::1]80", "[::1]:", "[::1]:0", "[zz]:80", "[]:80",
+		"::1:80", "-x:80", "a/b:80", "a;b:80", "a@b:80", "ANY",
+		"None", "localhost", "*",
+	};
+	char line[512], want[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		snprintf(line, sizeof(line), "PermitOpen %s\n", words[i]);
+		snprintf(want, sizeof(want), "d.conf: bad PermitOpen entry "
+		    "'%s' (HOST:PORT", words[i]);
+		bad(line, want);
+	}
+	/* The bad one is named, not the first. */
+	bad("PermitOpen a:1 b:2\nPermitOpen c:0 d:4\n",
+	    "bad PermitOpen entry 'c:0'");
+	/* The longest host name (253), then one longer. */
+	memcpy(line, "PermitOpen ", 11);
+	memset(line + 11, 'a', 253);
+	memcpy(line + 11 + 253, ":*\n", 4);
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(parse(line), NP_OK);
+	ck_assert_uint_eq(c.npermit, 1);
+	ck_assert_uint_eq(strlen(c.permit[0].host), 253);
+	ck_assert_int_eq(dev_conf_permits(&c, c.permit[0].host, 9), 1);
+	memset(line + 11, 'a', 254);
+	memcpy(line + 11 + 254, ":80\n", 5);
+	bad(line, "bad PermitOpen entry 'aaaa");
+	/* any and none stand alone, also across lines. */
+	bad("PermitOpen none db:1\n", "d.conf: PermitOpen none must stand "
+	    "alone");
+	bad("PermitOpen db:1 none\n", "PermitOpen none must stand alone");
+	bad("PermitOpen any db:1\n", "PermitOpen any must stand alone");
+	bad("PermitOpen none any\n", "must stand alone");
+	bad("PermitOpen none none\n", "PermitOpen none must stand alone");
+	bad("PermitOpen none\nPermitOpen db:1\n",
+	    "PermitOpen none must stand alone");
+	bad("PermitOpen db:1\nPermitOpen any\n",
+	    "PermitOpen any must stand alone");
+	bad("PermitOpen\n", "missing argument for 'PermitOpen'");
+}
+END_TEST
+
 START_TEST(test_load_missing)
 {
 	struct dev_conf l;
@@ -284,6 +462,10 @@ main(void)
 	tcase_add_test(tc, test_users);
 	tcase_add_test(tc, test_devname);
 	tcase_add_test(tc, test_load_missing);
+	tcase_add_test(tc, test_permit_default);
+	tcase_add_test(tc, test_permit_lists);
+	tcase_add_test(tc, test_permit_many);
+	tcase_add_test(tc, test_permit_errors);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

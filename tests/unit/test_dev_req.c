@@ -1,8 +1,9 @@
 /*
- * np-deviced requests: parsing np.session.req bodies, the decision on a
- * request (allowed, not allowed, wrong user, bad user name, unknown
- * device, wrong port, rendezvous host, too many sessions), and the reply
- * bodies.
+ * np-deviced requests: parsing np.session.req bodies (ssh and tunnel
+ * modes, the offered relay ciphers), the decision on a request (allowed,
+ * not allowed, wrong user, bad user name, unknown device, wrong port,
+ * PermitOpen, relay encryption, rendezvous host, too many sessions), the
+ * cipher the device picks, and the reply bodies.
  */
 #include <check.h>
 #include <stdio.h>
@@ -56,12 +57,27 @@ teardown(void)
 	dev_conf_free(&c);
 }
 
+/* Replace member key of o by the JSON text val (remove it: val NULL). */
+static void
+set(struct json_object *o, const char *key, const char *val)
+{
+	struct json_object *v;
+
+	json_object_object_del(o, key);
+	if (val != NULL) {
+		/* "null": a JSON null member (a NULL object). */
+		v = json_tokener_parse(val);
+		ck_assert(v != NULL || strcmp(val, "null") == 0);
+		json_object_object_add(o, key, v);
+	}
+}
+
 /* A request body with one member replaced (or removed: val NULL). */
 static struct json_object *
 body_with(const char *key, const char *val)
 {
 	char text[2048];
-	struct json_object *o, *v;
+	struct json_object *o;
 
 	snprintf(text, sizeof(text), "{\"sid\":\"%s\",\"device\":\"default\","
 	    "\"user\":\"alice\",\"port\":22,\"sr\":{\"host\":\"127.0.0.1\","
@@ -70,13 +86,7 @@ body_with(const char *key, const char *val)
 	o = json_tokener_parse(text);
 	ck_assert_ptr_nonnull(o);
 	if (key != NULL) {
-		json_object_object_del(o, key);
-		if (val != NULL) {
-			/* "null": a JSON null member (a NULL object). */
-			v = json_tokener_parse(val);
-			ck_assert(v != NULL || strcmp(val, "null") == 0);
-			json_object_object_add(o, key, v);
-		}
+		set(o, key, val);
 	}
 	return o;
 }
@@ -383,6 +393,463 @@ START_TEST(test_no_allow_fail_closed)
 }
 END_TEST
 
+/* ---- tunnels and relay ciphers ---- */
+
+#define ENC_BOTH "[\"" NP_SREC_NAME_AES "\",\"" NP_SREC_NAME_CHACHA "\"]"
+#define NOT_PERMITTED "tunnel target not permitted by the device's PermitOpen"
+
+/*
+ * A tunnel request body (mode tunnel, host localhost port 2222, both
+ * ciphers offered, no user and no pubkey) with one member replaced or
+ * removed as in body_with.
+ */
+static struct json_object *
+tunnel_with(const char *key, const char *val)
+{
+	struct json_object *o = body_with("user", NULL);
+
+	set(o, "pubkey", NULL);
+	set(o, "mode", "\"tunnel\"");
+	set(o, "host", "\"localhost\"");
+	set(o, "port", "2222");
+	set(o, "enc", ENC_BOTH);
+	if (key != NULL) {
+		set(o, key, val);
+	}
+	return o;
+}
+
+/* dev_req_parse of o, which it frees. */
+static int
+parse_obj(struct json_object *o, struct dev_req *q)
+{
+	int r = dev_req_parse(o, q);
+
+	json_object_put(o);
+	return r;
+}
+
+static int
+parse_tunnel(const char *key, const char *val, struct dev_req *q)
+{
+	return parse_obj(tunnel_with(key, val), q);
+}
+
+/* What dev_req_parse picks from ENC_BOTH on this machine. */
+static int
+pick_both(void)
+{
+	return np_srec_cpu_has_aes() ? NP_SREC_AES256GCM :
+	    NP_SREC_CHACHA20POLY1305;
+}
+
+/* "\"aaa...\"": a JSON string of n 'a's. */
+static const char *
+long_host(size_t n)
+{
+	static char s[DEV_TUNNEL_HOST_MAX + 16];
+
+	ck_assert_uint_lt(n + 3, sizeof(s));
+	s[0] = '"';
+	memset(s + 1, 'a', n);
+	s[n + 1] = '"';
+	s[n + 2] = '\0';
+	return s;
+}
+
+START_TEST(test_parse_tunnel)
+{
+	static const char *const hosts[] = {
+		"\"localhost\"", "\"127.0.0.1\"", "\"::1\"", "\"fe80::1\"",
+		"\"db.internal\"", "\"DB-1.Example.COM\"", "\"a_b\"", "\"x\"",
+	};
+	struct dev_req q;
+	size_t i;
+
+	memset(&q, 'z', sizeof(q));
+	ck_assert_int_eq(parse_tunnel(NULL, NULL, &q), NP_OK);
+	ck_assert_int_eq(q.tunnel, 1);
+	ck_assert_str_eq(q.host, "localhost");
+	ck_assert_int_eq(q.port, 2222);
+	ck_assert_int_eq(q.enc, 1);
+	ck_assert_int_eq(q.cipher, pick_both());
+	ck_assert_str_eq(q.sid, SID);
+	ck_assert_str_eq(q.device, "default");
+	ck_assert_str_eq(q.sr.host, "127.0.0.1");
+	ck_assert_int_eq(q.sr.port, 7000);
+	ck_assert_str_eq(q.rt, RT);
+	ck_assert_str_eq(q.user, "");
+	for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		if (parse_tunnel("host", hosts[i], &q) != NP_OK) {
+			ck_abort_msg("host %s refused", hosts[i]);
+		}
+	}
+	ck_assert_str_eq(q.host, "x");
+	/* The longest name there can be. */
+	ck_assert_int_eq(parse_tunnel("host", long_host(DEV_TUNNEL_HOST_MAX),
+			     &q),
+	    NP_OK);
+	ck_assert_uint_eq(strlen(q.host), DEV_TUNNEL_HOST_MAX);
+	/* Any port parses: PermitOpen decides. */
+	ck_assert_int_eq(parse_tunnel("port", "1", &q), NP_OK);
+	ck_assert_int_eq(q.port, 1);
+	ck_assert_int_eq(parse_tunnel("port", "65535", &q), NP_OK);
+	/* "mode":"ssh" is the default spelled out; host means nothing. */
+	ck_assert_int_eq(parse_with("mode", "\"ssh\"", &q), NP_OK);
+	ck_assert_int_eq(q.tunnel, 0);
+	ck_assert_str_eq(q.user, "alice");
+	ck_assert_int_eq(parse_with("host", "\"a b\"", &q), NP_OK);
+	ck_assert_int_eq(q.tunnel, 0);
+	ck_assert_str_eq(q.host, "");
+	/* No "enc": not offered. */
+	ck_assert_int_eq(parse_with(NULL, NULL, &q), NP_OK);
+	ck_assert_int_eq(q.enc, 0);
+	ck_assert_int_eq(q.cipher, NP_SREC_NONE);
+	ck_assert_int_eq(parse_tunnel("enc", NULL, &q), NP_OK);
+	ck_assert_int_eq(q.tunnel, 1);
+	ck_assert_int_eq(q.enc, 0);
+}
+END_TEST
+
+START_TEST(test_parse_tunnel_bad)
+{
+	static const struct {
+		const char *key, *val;
+	} cases[] = {
+		{ "host", NULL },
+		{ "host", "\"\"" },
+		{ "host", "\"a b\"" },
+		{ "host", "\"-x\"" },
+		{ "host", "\"-oProxyCommand=id\"" },
+		{ "host", "\"a/b\"" },
+		{ "host", "\"/tmp/sock\"" },
+		{ "host", "\"[::1]\"" },
+		{ "host", "\"[::1\"" },
+		{ "host", "\"a;id\"" },
+		{ "host", "\"a@b\"" },
+		{ "host", "\"a%b\"" },
+		{ "host", "\"a\\nb\"" },
+		{ "host", "\"a\\u0000b\"" },
+		{ "host", "\"caf\\u00e9\"" },
+		{ "host", "5" },
+		{ "host", "null" },
+		{ "host", "[\"localhost\"]" },
+		{ "mode", "\"foo\"" },
+		{ "mode", "\"Tunnel\"" },
+		{ "mode", "\"tunnel \"" },
+		{ "mode", "\"\"" },
+		{ "mode", "5" },
+		{ "mode", "null" },
+		{ "mode", "[\"tunnel\"]" },
+		/* mode ssh (or none): user and pubkey, which this lacks. */
+		{ "mode", "\"ssh\"" },
+		{ "mode", NULL },
+		{ "port", NULL },
+		{ "port", "0" },
+		{ "port", "65536" },
+		{ "port", "\"22\"" },
+		{ "sr", NULL },
+		{ "kx", NULL },
+		{ "sid", "\"0123\"" },
+	};
+	struct dev_req q;
+	struct json_object *o;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (parse_tunnel(cases[i].key, cases[i].val, &q) !=
+		    NP_ERR_INVALID) {
+			ck_abort_msg("tunnel case %zu (%s=%s) parsed", i,
+			    cases[i].key, cases[i].val ? cases[i].val :
+			    "(none)");
+		}
+	}
+	ck_assert_int_eq(parse_tunnel("host",
+			     long_host(DEV_TUNNEL_HOST_MAX + 1), &q),
+	    NP_ERR_INVALID);
+	/* mode foo on an otherwise good ssh request. */
+	ck_assert_int_eq(parse_with("mode", "\"foo\"", &q), NP_ERR_INVALID);
+	/* Explicit mode ssh still needs user and pubkey. */
+	o = body_with("user", NULL);
+	set(o, "mode", "\"ssh\"");
+	ck_assert_int_eq(parse_obj(o, &q), NP_ERR_INVALID);
+	o = body_with("pubkey", NULL);
+	set(o, "mode", "\"ssh\"");
+	set(o, "host", "\"localhost\"");
+	ck_assert_int_eq(parse_obj(o, &q), NP_ERR_INVALID);
+}
+END_TEST
+
+/* "enc": an array of 1..8 strings, in either mode. */
+START_TEST(test_parse_enc_bad)
+{
+	static const char *const bad[] = {
+		"\"" NP_SREC_NAME_AES "\"", "{}", "{\"a\":\"" NP_SREC_NAME_AES
+		"\"}", "[]", "5", "null", "true",
+		"[5]", "[null]", "[true]", "[\"" NP_SREC_NAME_AES "\",7]",
+		"[[\"" NP_SREC_NAME_AES "\"]]", "[{}]",
+		/* 9 entries */
+		"[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\",\""
+		NP_SREC_NAME_AES "\"]",
+		"[\"" NP_SREC_NAME_AES "\",\"" NP_SREC_NAME_AES "\",\""
+		NP_SREC_NAME_AES "\",\"" NP_SREC_NAME_AES "\",\""
+		NP_SREC_NAME_AES "\",\"" NP_SREC_NAME_AES "\",\""
+		NP_SREC_NAME_AES "\",\"" NP_SREC_NAME_AES "\",\""
+		NP_SREC_NAME_AES "\"]",
+	};
+	struct dev_req q;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse_with("enc", bad[i], &q) != NP_ERR_INVALID) {
+			ck_abort_msg("ssh enc %s parsed", bad[i]);
+		}
+		if (parse_tunnel("enc", bad[i], &q) != NP_ERR_INVALID) {
+			ck_abort_msg("tunnel enc %s parsed", bad[i]);
+		}
+	}
+}
+END_TEST
+
+START_TEST(test_parse_enc)
+{
+	static const char *const unknown[] = {
+		"[\"rc4\"]", "[\"none\"]", "[\"\"]",
+		"[\"aes-128-gcm\",\"aes256gcm\",\"chacha20\"]",
+		"[\"" NP_SREC_NAME_AES " \"]", "[\"a\\u0000\"]",
+	};
+	struct dev_req q;
+	size_t i;
+
+	ck_assert_int_eq(parse_with("enc", "[\"" NP_SREC_NAME_AES "\"]", &q),
+	    NP_OK);
+	ck_assert_int_eq(q.enc, 1);
+	ck_assert_int_eq(q.cipher, NP_SREC_AES256GCM);
+	ck_ok(dev_req_check(&c, "@alice", &q, 0));
+	ck_assert_int_eq(parse_with("enc", "[\"" NP_SREC_NAME_CHACHA "\"]",
+			     &q),
+	    NP_OK);
+	ck_assert_int_eq(q.cipher, NP_SREC_CHACHA20POLY1305);
+	ck_assert_int_eq(parse_with("enc", ENC_BOTH, &q), NP_OK);
+	ck_assert_int_eq(q.cipher, pick_both());
+	/* Names we do not know are skipped. */
+	ck_assert_int_eq(parse_with("enc", "[\"x\",\"" NP_SREC_NAME_AES "\"]",
+			     &q),
+	    NP_OK);
+	ck_assert_int_eq(q.cipher, NP_SREC_AES256GCM);
+	/* Eight is the most, and the eighth still counts. */
+	ck_assert_int_eq(parse_with("enc", "[\"a\",\"b\",\"c\",\"d\",\"e\","
+					   "\"f\",\"g\",\"" NP_SREC_NAME_CHACHA
+					   "\"]",
+			     &q),
+	    NP_OK);
+	ck_assert_int_eq(q.cipher, NP_SREC_CHACHA20POLY1305);
+	/* Only names we do not know: offered, none in common; refused. */
+	for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+		memset(&q, 0, sizeof(q));
+		if (parse_with("enc", unknown[i], &q) != NP_OK) {
+			ck_abort_msg("enc %s refused", unknown[i]);
+		}
+		ck_assert_int_eq(q.enc, 1);
+		ck_assert_int_eq(q.cipher, NP_SREC_NONE);
+		ck_reason(dev_req_check(&c, "@alice", &q, 0),
+		    "no relay cipher in common");
+		ck_assert_int_eq(parse_tunnel("enc", unknown[i], &q), NP_OK);
+		ck_assert_int_eq(q.enc, 1);
+		ck_assert_int_eq(q.cipher, NP_SREC_NONE);
+		ck_reason(dev_req_check(&c, "@alice", &q, 0),
+		    "no relay cipher in common");
+	}
+}
+END_TEST
+
+START_TEST(test_cipher_pick)
+{
+	static const char *const aes_cha[] = { NP_SREC_NAME_AES,
+		NP_SREC_NAME_CHACHA };
+	static const char *const cha_aes[] = { NP_SREC_NAME_CHACHA,
+		NP_SREC_NAME_AES };
+	static const char *const aes[] = { NP_SREC_NAME_AES };
+	static const char *const cha[] = { NP_SREC_NAME_CHACHA };
+	static const char *const junk_aes_cha[] = { "rc4", "", "none",
+		NP_SREC_NAME_AES, NP_SREC_NAME_CHACHA };
+	static const char *const junk[] = { "rc4", "none", "",
+		"aes-256-gcm ", "chacha20" };
+
+	/* With AES instructions: the client's first one we know. */
+	ck_assert_int_eq(dev_cipher_pick(aes_cha, 2, 1), NP_SREC_AES256GCM);
+	ck_assert_int_eq(dev_cipher_pick(cha_aes, 2, 1),
+	    NP_SREC_CHACHA20POLY1305);
+	ck_assert_int_eq(dev_cipher_pick(aes, 1, 1), NP_SREC_AES256GCM);
+	ck_assert_int_eq(dev_cipher_pick(cha, 1, 1),
+	    NP_SREC_CHACHA20POLY1305);
+	ck_assert_int_eq(dev_cipher_pick(junk_aes_cha, 5, 1),
+	    NP_SREC_AES256GCM);
+	/* Without: ChaCha20-Poly1305 wherever it is offered, else AES. */
+	ck_assert_int_eq(dev_cipher_pick(aes_cha, 2, 0),
+	    NP_SREC_CHACHA20POLY1305);
+	ck_assert_int_eq(dev_cipher_pick(cha_aes, 2, 0),
+	    NP_SREC_CHACHA20POLY1305);
+	ck_assert_int_eq(dev_cipher_pick(junk_aes_cha, 5, 0),
+	    NP_SREC_CHACHA20POLY1305);
+	ck_assert_int_eq(dev_cipher_pick(aes, 1, 0), NP_SREC_AES256GCM);
+	ck_assert_int_eq(dev_cipher_pick(cha, 1, 0),
+	    NP_SREC_CHACHA20POLY1305);
+	/* Nothing known, or nothing offered. */
+	ck_assert_int_eq(dev_cipher_pick(junk, 5, 1), NP_SREC_NONE);
+	ck_assert_int_eq(dev_cipher_pick(junk, 5, 0), NP_SREC_NONE);
+	ck_assert_int_eq(dev_cipher_pick(aes_cha, 0, 1), NP_SREC_NONE);
+	ck_assert_int_eq(dev_cipher_pick(NULL, 0, 0), NP_SREC_NONE);
+}
+END_TEST
+
+/* Replace the fixture's config by CONF followed by extra. */
+static void
+reconf(const char *extra)
+{
+	char err[512], text[2048];
+
+	snprintf(text, sizeof(text), "%s%s", CONF, extra);
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	if (dev_conf_parse(&c, text, strlen(text), "t", err, sizeof(err)) !=
+	    NP_OK) {
+		ck_abort_msg("[%s]: %s", extra, err);
+	}
+}
+
+/* dev_req_check of the request o (which must parse; freed). */
+static const char *
+check_obj(const char *from, struct json_object *o, size_t n)
+{
+	struct dev_req q;
+
+	ck_assert_int_eq(parse_obj(o, &q), NP_OK);
+	return dev_req_check(&c, from, &q, n);
+}
+
+static const char *
+check_tunnel(const char *from, const char *key, const char *val, size_t n)
+{
+	return check_obj(from, tunnel_with(key, val), n);
+}
+
+/* A tunnel request for host:port. */
+static const char *
+check_target(const char *from, const char *host, long port)
+{
+	char h[DEV_TUNNEL_HOST_MAX + 8], p[16];
+	struct json_object *o = tunnel_with(NULL, NULL);
+
+	snprintf(h, sizeof(h), "\"%s\"", host);
+	snprintf(p, sizeof(p), "%ld", port);
+	set(o, "host", h);
+	set(o, "port", p);
+	return check_obj(from, o, 0);
+}
+
+/* CONF has Sshd 127.0.0.1:2222: PermitOpen's default is that address
+ * and localhost:2222. */
+START_TEST(test_check_tunnel)
+{
+	struct json_object *o;
+
+	ck_ok(check_tunnel("@alice", NULL, NULL, 0));
+	ck_ok(check_tunnel("@alice", NULL, NULL, 1));
+	ck_ok(check_tunnel("@ops", NULL, NULL, 0));
+	ck_ok(check_tunnel("@alice", "device", "\"web\"", 0));
+	ck_ok(check_target("@alice", "127.0.0.1", 2222));
+	ck_ok(check_target("@alice", "LocalHost", 2222));
+	ck_ok(check_tunnel("@alice", "enc", "[\"" NP_SREC_NAME_CHACHA "\"]",
+	    0));
+	/* Not PermitOpen's: other ports, hosts, spellings. */
+	ck_reason(check_target("@alice", "localhost", 22), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "127.0.0.1", 2223), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "127.0.0.2", 2222), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "::1", 2222), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "localhost.", 2222), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "127.1", 2222), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "example.com", 443), NOT_PERMITTED);
+	/* A tunnel is always encrypted. */
+	ck_reason(check_tunnel("@alice", "enc", NULL, 0),
+	    "a tunnel needs relay encryption");
+	o = tunnel_with("enc", NULL);
+	set(o, "host", "\"example.com\"");
+	ck_reason(check_obj("@alice", o, 0),
+	    "a tunnel needs relay encryption");
+	ck_reason(check_tunnel("@alice", "enc", "[\"rc4\"]", 0),
+	    "no relay cipher in common");
+	ck_reason(check_tunnel("@alice", "device", "\"db\"", 0),
+	    "unknown device name");
+	ck_reason(check_tunnel("@alice", NULL, NULL, 2), "too many sessions");
+	ck_reason(check_tunnel("@ops", NULL, NULL, 1000),
+	    "too many sessions");
+	/* An identity without an Allow line hears that and nothing else. */
+	ck_reason(check_tunnel("@mallory", NULL, NULL, 0),
+	    "identity not allowed");
+	ck_reason(check_tunnel("@mallory", "enc", NULL, 0),
+	    "identity not allowed");
+	ck_reason(check_tunnel("@mallory", "enc", "[\"rc4\"]", 0),
+	    "identity not allowed");
+	ck_reason(check_tunnel("@mallory", "device", "\"db\"", 99),
+	    "identity not allowed");
+	ck_reason(check_target("@mallory", "example.com", 443),
+	    "identity not allowed");
+	ck_reason(check_tunnel("alice", NULL, NULL, 0),
+	    "identity not allowed");
+}
+END_TEST
+
+START_TEST(test_check_tunnel_permit)
+{
+	struct json_object *o;
+
+	reconf("PermitOpen db.internal:5432 [::1]:8080\n"
+	       "PermitOpen Web.Example:*\n"
+	       "RendezvousHost sr.example.com 127.0.0.1\n");
+	ck_ok(check_target("@alice", "db.internal", 5432));
+	ck_ok(check_target("@alice", "DB.Internal", 5432));
+	ck_ok(check_target("@alice", "::1", 8080));
+	ck_ok(check_target("@alice", "web.example", 1));
+	ck_ok(check_target("@ops", "WEB.EXAMPLE", 65535));
+	ck_reason(check_target("@alice", "db.internal", 5433), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "db", 5432), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "::1", 8081), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "0:0:0:0:0:0:0:1", 8080),
+	    NOT_PERMITTED);
+	ck_reason(check_target("@alice", "web.example.org", 80),
+	    NOT_PERMITTED);
+	/* An explicit list replaces the default (Sshd's address). */
+	ck_reason(check_target("@alice", "localhost", 2222), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "127.0.0.1", 2222), NOT_PERMITTED);
+	/* RendezvousHost holds for tunnels too. */
+	o = tunnel_with("sr", "{\"host\":\"10.0.0.9\",\"port\":1,"
+			      "\"token\":\"" TOKEN "\"}");
+	set(o, "host", "\"db.internal\"");
+	set(o, "port", "5432");
+	ck_reason(check_obj("@alice", o, 0), "rendezvous host not permitted");
+	ck_reason(check_tunnel("@alice", "host", "\"db.internal\"", 0),
+	    NOT_PERMITTED);
+	/* ssh sessions do not go through PermitOpen. */
+	ck_ok(check_with("@alice", NULL, NULL, 0));
+	ck_ok(check_with("@alice", "port", "2222", 0));
+
+	reconf("PermitOpen none\n");
+	ck_reason(check_tunnel("@alice", NULL, NULL, 0), NOT_PERMITTED);
+	ck_reason(check_target("@alice", "127.0.0.1", 2222), NOT_PERMITTED);
+	ck_ok(check_with("@alice", NULL, NULL, 0));
+
+	reconf("PermitOpen any\n");
+	ck_ok(check_tunnel("@alice", NULL, NULL, 0));
+	ck_ok(check_target("@alice", "example.com", 443));
+	ck_ok(check_target("@alice", "10.1.2.3", 1));
+	ck_reason(check_tunnel("@alice", "enc", NULL, 0),
+	    "a tunnel needs relay encryption");
+	ck_reason(check_tunnel("@mallory", NULL, NULL, 0),
+	    "identity not allowed");
+}
+END_TEST
+
 START_TEST(test_body_ok)
 {
 	char *hk[] = { "ssh-ed25519 AAAAC3Nz", "ecdsa-sha2-nistp256 AAAAE2" };
@@ -422,6 +889,15 @@ START_TEST(test_body_ok)
 	ck_assert(!json_object_object_get_ex(o, "hostkeys", &v));
 	ck_assert(json_object_object_get_ex(o, "enc", &v));
 	ck_assert_str_eq(json_object_get_string(v), "aes-256-gcm");
+	json_object_put(o);
+	/* Host keys and a cipher: five members. */
+	ck_assert_int_eq(dev_body_ok(SID, 5, hk, 2, kx,
+			     NP_SREC_CHACHA20POLY1305, &o),
+	    NP_OK);
+	ck_assert_uint_eq(json_object_object_length(o), 5);
+	ck_assert(json_object_object_get_ex(o, "hostkeys", &v));
+	ck_assert(json_object_object_get_ex(o, "enc", &v));
+	ck_assert_str_eq(json_object_get_string(v), "chacha20-poly1305");
 	json_object_put(o);
 }
 END_TEST
@@ -467,6 +943,13 @@ pong_device(const char *ping, int *r)
 	ck_assert_str_eq(json_object_get_string(
 			     json_object_array_get_idx(v, 1)),
 	    "spool");
+	ck_assert_uint_eq(json_object_array_length(v), 4);
+	ck_assert_str_eq(json_object_get_string(
+			     json_object_array_get_idx(v, 2)),
+	    "tunnel");
+	ck_assert_str_eq(json_object_get_string(
+			     json_object_array_get_idx(v, 3)),
+	    "enc");
 	ck_assert(json_object_object_get_ex(o, "device", &v));
 	snprintf(dev, sizeof(dev), "%s", json_object_get_string(v));
 	json_object_put(o);
@@ -519,6 +1002,13 @@ main(void)
 	tcase_add_test(tc, test_check);
 	tcase_add_test(tc, test_check_rv_host);
 	tcase_add_test(tc, test_no_allow_fail_closed);
+	tcase_add_test(tp, test_parse_tunnel);
+	tcase_add_test(tp, test_parse_tunnel_bad);
+	tcase_add_test(tp, test_parse_enc_bad);
+	tcase_add_test(tp, test_parse_enc);
+	tcase_add_test(tp, test_cipher_pick);
+	tcase_add_test(tc, test_check_tunnel);
+	tcase_add_test(tc, test_check_tunnel_permit);
 	tcase_add_test(tb, test_body_ok);
 	tcase_add_test(tb, test_body_err);
 	tcase_add_test(tb, test_body_pong);
