@@ -366,6 +366,97 @@ START_TEST(session_bad_keywords)
 }
 END_TEST
 
+START_TEST(relay_keywords)
+{
+	static const char *const ciphers[] = {
+		"auto", "aes-256-gcm", "chacha20-poly1305",
+	};
+	struct np_config cfg;
+	char err[256], text[64];
+	size_t i;
+
+	/* On by default, the cipher left to the machine. */
+	ck_assert_int_eq(np_config_defaults(&cfg), NP_OK);
+	ck_assert_int_eq(cfg.relay_encryption, 1);
+	ck_assert_ptr_null(cfg.relay_cipher);
+	np_config_free(&cfg);
+	ck_assert_int_eq(parse("", &cfg, err, sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.relay_encryption, 1);
+	ck_assert_ptr_null(cfg.relay_cipher);
+	np_config_free(&cfg);
+
+	ck_assert_int_eq(parse("RelayEncryption no\n", &cfg, err,
+	    sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.relay_encryption, 0);
+	np_config_free(&cfg);
+	ck_assert_int_eq(parse("relayencryption No\n", &cfg, err,
+	    sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.relay_encryption, 0);
+	np_config_free(&cfg);
+	ck_assert_int_eq(parse("RelayEncryption yes\n", &cfg, err,
+	    sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.relay_encryption, 1);
+	np_config_free(&cfg);
+
+	for (i = 0; i < sizeof(ciphers) / sizeof(ciphers[0]); i++) {
+		snprintf(text, sizeof(text), "RelayCipher %s\n", ciphers[i]);
+		ck_assert_msg(parse(text, &cfg, err, sizeof(err)) == NP_OK,
+		    "%s: %s", text, err);
+		ck_assert_str_eq(cfg.relay_cipher, ciphers[i]);
+		np_config_free(&cfg);
+		ck_assert_ptr_null(cfg.relay_cipher);
+	}
+	ck_assert_int_eq(parse("RelayEncryption no\n"
+	    "RelayCipher chacha20-poly1305\n", &cfg, err, sizeof(err)),
+	    NP_OK);
+	ck_assert_int_eq(cfg.relay_encryption, 0);
+	ck_assert_str_eq(cfg.relay_cipher, "chacha20-poly1305");
+	np_config_free(&cfg);
+}
+END_TEST
+
+START_TEST(relay_bad_keywords)
+{
+	static const struct {
+		const char *text;
+		const char *msg;
+	} bad[] = {
+		{ "RelayCipher rc4\n", "RelayCipher" },
+		{ "RelayCipher none\n", "RelayCipher" },
+		{ "RelayCipher aes-128-gcm\n", "RelayCipher" },
+		{ "RelayCipher chacha20\n", "RelayCipher" },
+		{ "RelayCipher \"\"\n", "RelayCipher" },
+		{ "RelayCipher aes-256-gcm chacha20-poly1305\n", "cfg:1:" },
+		{ "RelayCipher\n", "cfg:1:" },
+		{ "RelayCipher auto\nRelayCipher auto\n", "cfg:2:" },
+		{ "RelayEncryption maybe\n", "cfg:1:" },
+		{ "RelayEncryption 1\n", "RelayEncryption" },
+		{ "RelayEncryption\n", "cfg:1:" },
+		{ "RelayEncryption yes no\n", "cfg:1:" },
+		{ "RelayEncryption no\nRelayEncryption yes\n", "cfg:2:" },
+	};
+	struct np_config cfg;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		ck_assert_msg(parse(bad[i].text, &cfg, err, sizeof(err)) ==
+		    NP_ERR_CONF, "accepted: %s", bad[i].text);
+		ck_assert_msg(strstr(err, bad[i].msg) != NULL,
+		    "'%s': got '%s'", bad[i].text, err);
+		ck_assert_msg(strncmp(err, "cfg", 3) == 0, "'%s'", err);
+		np_config_free(&cfg);
+	}
+	/* The message names the values it takes. */
+	ck_assert_int_eq(parse("RelayCipher rc4\n", &cfg, err, sizeof(err)),
+	    NP_ERR_CONF);
+	ck_assert_str_eq(err, "cfg: RelayCipher must be auto, aes-256-gcm or "
+	    "chacha20-poly1305");
+	np_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(alias_names)
 {
 	char n63[80];
@@ -409,6 +500,8 @@ npconfig_suite(void)
 	tcase_add_test(tc, fp_valid);
 	tcase_add_test(tc, session_keywords);
 	tcase_add_test(tc, session_bad_keywords);
+	tcase_add_test(tc, relay_keywords);
+	tcase_add_test(tc, relay_bad_keywords);
 	tcase_add_test(tc, alias_names);
 	tcase_add_checked_fixture(cli, setup, teardown);
 	tcase_add_test(cli, sanitize);

@@ -2,7 +2,8 @@
  * The client side of sessions (proxy/session.c): host names and ssh's
  * %h %p %r, known_hosts rewriting (also with concurrent writers), the
  * session key file (made once, reused, refused when unsafe, raced), and
- * the np.session.ok and np.session.err bodies.
+ * the np.session.ok (ssh and tunnel, its relay cipher) and np.session.err
+ * bodies.
  */
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -23,6 +24,7 @@
 #include "key.h"
 #include "session.h"
 #include "spool.h"
+#include "srec.h"
 #include "sshkey.h"
 
 static char dir[64];
@@ -770,6 +772,134 @@ START_TEST(ok_bad)
 }
 END_TEST
 
+/* "enc": absent (no relay encryption) or a cipher name we know. */
+START_TEST(ok_enc)
+{
+	static const struct {
+		const char *json;
+		int cipher; /* -1: refused */
+	} cases[] = {
+		{ "\"" NP_SREC_NAME_AES "\"", NP_SREC_AES256GCM },
+		{ "\"" NP_SREC_NAME_CHACHA "\"", NP_SREC_CHACHA20POLY1305 },
+		{ "\"none\"", -1 },
+		{ "\"\"", -1 },
+		{ "\"rc4\"", -1 },
+		{ "\"aes-128-gcm\"", -1 },
+		{ "\"" NP_SREC_NAME_AES " \"", -1 },
+		{ "5", -1 },
+		{ "true", -1 },
+		{ "null", -1 },
+		{ "[\"" NP_SREC_NAME_AES "\"]", -1 },
+		{ "{\"name\":\"" NP_SREC_NAME_AES "\"}", -1 },
+	};
+	struct np_session_ok ok;
+	struct json_object *o, *v;
+	size_t i;
+	int r;
+
+	o = ok_body();
+	memset(&ok, 0x55, sizeof(ok));
+	ck_assert_int_eq(np_session_ok_parse(o, SID, &ok), NP_OK);
+	ck_assert_int_eq(ok.cipher, NP_SREC_NONE);
+	np_session_ok_clear(&ok);
+	json_object_put(o);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		o = ok_body();
+		v = json_tokener_parse(cases[i].json);
+		ck_assert(v != NULL || strcmp(cases[i].json, "null") == 0);
+		json_object_object_add(o, "enc", v);
+		r = np_session_ok_parse(o, SID, &ok);
+		if (cases[i].cipher < 0) {
+			ck_assert_msg(r == NP_ERR_PROTO, "enc %s: %d",
+			    cases[i].json, r);
+			ck_assert_uint_eq(ok.nhostkeys, 0);
+			ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID,
+			    &ok), NP_ERR_PROTO);
+		} else {
+			ck_assert_msg(r == NP_OK, "enc %s: %d", cases[i].json,
+			    r);
+			ck_assert_int_eq(ok.cipher, cases[i].cipher);
+			ck_assert_uint_eq(ok.nhostkeys, 1);
+			np_session_ok_clear(&ok);
+			ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID,
+			    &ok), NP_OK);
+			ck_assert_int_eq(ok.cipher, cases[i].cipher);
+		}
+		np_session_ok_clear(&ok);
+		json_object_put(o);
+	}
+}
+END_TEST
+
+/* A tunnel's answer may have no host keys; an ssh session's may not. */
+START_TEST(ok_tunnel)
+{
+	struct np_session_ok ok;
+	struct json_object *o, *a;
+
+	/* Absent. */
+	o = ok_body();
+	json_object_object_del(o, "hostkeys");
+	json_object_object_add(o, "enc",
+	    json_object_new_string(NP_SREC_NAME_CHACHA));
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok), NP_OK);
+	ck_assert_uint_eq(ok.nhostkeys, 0);
+	ck_assert_int_eq(ok.expires, 1700000000);
+	ck_assert_int_eq(ok.cipher, NP_SREC_CHACHA20POLY1305);
+	np_session_ok_clear(&ok);
+	ck_assert_int_eq(np_session_ok_parse(o, SID, &ok), NP_ERR_PROTO);
+	/* Empty. */
+	json_object_object_add(o, "hostkeys", json_object_new_array());
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok), NP_OK);
+	ck_assert_uint_eq(ok.nhostkeys, 0);
+	np_session_ok_clear(&ok);
+	ck_assert_int_eq(np_session_ok_parse(o, SID, &ok), NP_ERR_PROTO);
+	json_object_put(o);
+	/* Present: checked as ever. */
+	o = ok_body();
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok), NP_OK);
+	ck_assert_uint_eq(ok.nhostkeys, 1);
+	ck_assert(strncmp(ok.hostkeys[0], "ssh-ed25519 AAAA", 16) == 0);
+	np_session_ok_clear(&ok);
+	json_object_object_get_ex(o, "hostkeys", &a);
+	json_object_array_add(a, json_object_new_int(3));
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok),
+	    NP_ERR_PROTO);
+	ck_assert_uint_eq(ok.nhostkeys, 0);
+	json_object_object_add(o, "hostkeys", json_object_new_string("x"));
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok),
+	    NP_ERR_PROTO);
+	json_object_object_add(o, "hostkeys", NULL);
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok),
+	    NP_ERR_PROTO);
+	json_object_object_add(o, "hostkeys", json_object_new_object());
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok),
+	    NP_ERR_PROTO);
+	json_object_put(o);
+	/* The rest is not optional: sid, expires, kx. */
+	o = ok_body();
+	json_object_object_del(o, "hostkeys");
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, "ffffffffffffffffffff"
+	    "ffffffffffff", &ok), NP_ERR_PROTO);
+	json_object_object_del(o, "kx");
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok),
+	    NP_ERR_PROTO);
+	json_object_put(o);
+	o = ok_body();
+	json_object_object_del(o, "hostkeys");
+	json_object_object_add(o, "expires", json_object_new_string("1"));
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok),
+	    NP_ERR_PROTO);
+	json_object_put(o);
+	o = json_object_new_array();
+	ck_assert_int_eq(np_session_ok_parse_tunnel(o, SID, &ok),
+	    NP_ERR_PROTO);
+	json_object_put(o);
+	ck_assert_int_eq(np_session_ok_parse_tunnel(NULL, SID, &ok),
+	    NP_ERR_PROTO);
+}
+END_TEST
+
 /* np.session.err bodies: this sid or not, reasons made printable. */
 START_TEST(err_parse)
 {
@@ -849,6 +979,8 @@ session_suite(void)
 	tcase_add_checked_fixture(ok, setup, teardown);
 	tcase_add_test(ok, ok_good);
 	tcase_add_test(ok, ok_bad);
+	tcase_add_test(ok, ok_enc);
+	tcase_add_test(ok, ok_tunnel);
 	tcase_add_test(ok, err_parse);
 	suite_add_tcase(s, names);
 	suite_add_tcase(s, files);
