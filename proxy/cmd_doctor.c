@@ -71,6 +71,7 @@ struct doc {
 	int conf_ok;		   /* cfg usable: the file, or defaults */
 	int key_ok;
 	int srv_fd;		   /* connected to the server, or -1 */
+	int reached;		   /* that connect worked */
 	int cert_ok;
 	int dev_ok;		   /* the device's identity looked up */
 	uint8_t dev_pk[NP_PK_LEN];
@@ -149,16 +150,22 @@ doc_rearm(struct doc *d)
 
 /* ---------------- local files ---------------- */
 
-/* The config's "file:line: message" without the file name in front. */
-static const char *
-conf_msg(const char *path, const char *err)
+/* The config's "file:line: message" as "line N: message" (or the
+ * message alone) into out. */
+static void
+conf_msg(const char *path, const char *err, char *out, size_t outlen)
 {
 	size_t n = strlen(path);
+	const char *m = err;
 
 	if (strncmp(err, path, n) == 0 && err[n] == ':') {
-		return err + n + 1 + (err[n + 1] == ' ');
+		m = err + n + 1 + (err[n + 1] == ' ');
 	}
-	return err;
+	if (*m >= '0' && *m <= '9' && strchr(m, ':') != NULL) {
+		snprintf(out, outlen, "line %s", m);
+	} else {
+		snprintf(out, outlen, "%s", m);
+	}
 }
 
 static void
@@ -167,7 +174,7 @@ check_config(struct doc *d)
 	const char *p = d->cli->config_path;
 	struct np_config tmp;
 	struct stat st;
-	char err[1024], fix[600];
+	char err[1024], msg[1100], fix[600];
 	int r;
 
 	if (p == NULL) {
@@ -210,9 +217,10 @@ check_config(struct doc *d)
 	r = np_config_load(&tmp, p, 1, err, sizeof(err));
 	np_config_free(&tmp);
 	if (r != NP_OK) {
+		conf_msg(p, err[0] != '\0' ? err : np_strerror(r), msg,
+		    sizeof(msg));
 		doc_fail(d, "correct that line (the keywords: docs/CLI.md)",
-		    "config %s: %s", p, err[0] != '\0' ? conf_msg(p, err) :
-		    np_strerror(r));
+		    "config %s: %s", p, msg);
 		return;
 	}
 	doc_ok(d, "config %s", p);
@@ -600,6 +608,7 @@ check_server(struct doc *d)
 		    s->host, s->port, why);
 		return;
 	}
+	d->reached = 1;
 	doc_ok(d, "server %s port %s reachable (TCP connect %llu ms)",
 	    s->host, s->port, (unsigned long long)(np_now_mono_ms() - t0));
 }
@@ -631,8 +640,8 @@ check_cert(struct doc *d)
 	int r;
 
 	if (d->srv_fd < 0) {
-		doc_skip(d, "server certificate", "the server is not "
-		    "reachable");
+		doc_skip(d, "server certificate", "the server was not "
+		    "reached");
 		return;
 	}
 	if (fp == NULL) {
@@ -686,8 +695,8 @@ check_auth(struct doc *d)
 
 	if (!d->key_ok || !d->cert_ok) {
 		doc_skip(d, "enrollment", !d->key_ok ? "no usable identity "
-		    "key" : "the server's certificate is not the pinned one, "
-		    "or was not checked");
+		    "key" : !d->reached ? "the server was not reached" :
+		    "the server's certificate is not the pinned one");
 		return;
 	}
 	r = np_sctx_open(d->cli, np_now_mono_ms() + (uint64_t)to * 1000, to,

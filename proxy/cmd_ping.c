@@ -32,6 +32,7 @@ relay_line(struct np_cli *cli, struct np_sctx *x, const struct np_target *t,
 {
 	struct np_relay_try rt;
 	char why[512], line[1024];
+	int r;
 
 	if (sr == NULL) {
 		snprintf(line, sizeof(line), "relay: FAIL: no Rendezvous "
@@ -44,8 +45,13 @@ relay_line(struct np_cli *cli, struct np_sctx *x, const struct np_target *t,
 	} else {
 		x->deadline = np_now_mono_ms() +
 		    (uint64_t)ping_timeout(cli) * 1000;
-		if (np_diag_relay(x, t, sr, sr_pk, &rt, why, sizeof(why)) ==
-		    NP_OK) {
+		r = np_diag_relay(x, t, sr, sr_pk, &rt, why, sizeof(why));
+		if (r == NP_ERR_TIMEOUT && !rt.granted) {
+			snprintf(why + strlen(why), sizeof(why) - strlen(why),
+			    " (is np-srd running, and does its Allow line "
+			    "name %s?)", np_key_name(x->key));
+		}
+		if (r == NP_OK) {
 			snprintf(line, sizeof(line), "relay %s: granted %s in "
 			    "%llu ms, connect+token round trip %llu ms", sr,
 			    rt.endpoint, (unsigned long long)rt.grant_ms,
@@ -97,6 +103,9 @@ ping_run(struct np_cli *cli, const struct np_target *t)
 		    "rtt %llu ms\n", t->host, t->ident, pong.version,
 		    pong.devices, pong.features,
 		    (unsigned long long)pong.rtt_ms);
+	} else if (r == NP_ERR_TIMEOUT) {
+		cli_err("%s: %s (is np-deviced running, and does its Allow "
+		    "line name %s?)", t->host, why, np_key_name(x->key));
 	} else {
 		cli_err("%s: %s", t->host, why);
 	}

@@ -168,9 +168,8 @@ np_diag_ping(struct np_sctx *x, const struct np_target *t,
 	if (r == NP_ERR_STALE && x->stale) {
 		np_sctx_stale_msg(x, t->ident, why, whylen);
 	} else if (r == NP_ERR_TIMEOUT) {
-		snprintf(why, whylen, "no answer from %s within %ld s (is "
-		    "np-deviced running, and does its Allow line name %s?)",
-		    t->ident, x->timeout_s, np_key_name(x->key));
+		snprintf(why, whylen, "no answer from %s within %ld s",
+		    t->ident, x->timeout_s);
 	} else if (r != NP_OK) {
 		snprintf(why, whylen, "%s%s: %s", send_failed ?
 		    "cannot send to " : "", t->ident, np_strerror(r));
@@ -194,9 +193,7 @@ grant_why(const struct np_sctx *x, int r, char *why, size_t whylen)
 {
 	switch (r) {
 	case NP_ERR_TIMEOUT:
-		snprintf(why, whylen, "no answer within %ld s (is np-srd "
-		    "running, and does its Allow line name %s?)",
-		    x->timeout_s, np_key_name(x->key));
+		snprintf(why, whylen, "no answer within %ld s", x->timeout_s);
 		break;
 	case NP_ERR_AUTH:
 		snprintf(why, whylen, "it refused the session (its reason is "

@@ -30,7 +30,8 @@ struct np_pong {
  * Send np.ping for t->device to t->ident (its key pk) over x, which must
  * be monitoring (np_sctx_lookup), and wait until x->deadline for the
  * answer to it.  NP_OK fills *out; otherwise why gets one line for the
- * user (no "np:" and no host name in front).
+ * user (no "np:" and no host name in front; NP_ERR_TIMEOUT: "no answer
+ * from @ident within N s", the caller says what to look at).
  */
 int np_diag_ping(struct np_sctx *x, const struct np_target *t,
     const uint8_t pk[NP_PK_LEN], struct np_pong *out, char *why,
