@@ -76,6 +76,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.level, NP_LOG_INFO);
 	ck_assert_uint_eq(c.rv_host.n, 0);
 	ck_assert_uint_eq(c.host_key.n, 0);
+	ck_assert_int_eq(c.permit_plain_tunnel, 0);
 	/* Fail closed: no Allow line, nobody. */
 	ck_assert_uint_eq(c.nallow, 0);
 	ck_assert_ptr_null(dev_conf_allow(&c, "@alice"));

@@ -847,6 +847,24 @@ START_TEST(test_check_tunnel_permit)
 	    "a tunnel needs relay encryption");
 	ck_reason(check_tunnel("@mallory", NULL, NULL, 0),
 	    "identity not allowed");
+
+	/* PermitPlainTunnel yes: a tunnel may go without "enc"; the rest
+	 * still holds, and offering only unknown ciphers is still refused. */
+	reconf("PermitPlainTunnel yes\n");
+	ck_ok(check_tunnel("@alice", "enc", NULL, 0));
+	ck_ok(check_tunnel("@alice", NULL, NULL, 0));
+	ck_reason(check_tunnel("@alice", "enc", "[\"rc4\"]", 0),
+	    "no relay cipher in common");
+	o = tunnel_with("enc", NULL);
+	set(o, "host", "\"example.com\"");
+	ck_reason(check_obj("@alice", o, 0), NOT_PERMITTED);
+	ck_reason(check_tunnel("@mallory", "enc", NULL, 0),
+	    "identity not allowed");
+	ck_reason(check_tunnel("@alice", "enc", NULL, 2),
+	    "too many sessions");
+	reconf("PermitPlainTunnel no\n");
+	ck_reason(check_tunnel("@alice", "enc", NULL, 0),
+	    "a tunnel needs relay encryption");
 }
 END_TEST
 
