@@ -3,7 +3,10 @@
  *   np_json_parse() on the input, then dev_req_sid(), dev_body_rt() and
  *   dev_req_parse(); an accepted request goes through dev_req_check()
  *   against a fixed deviced.conf, is written back as a body and must
- *   parse to the same struct.
+ *   parse to the same struct.  A tunnel ("mode":"tunnel") that passes
+ *   the check has a PermitOpen target and a relay cipher (none only with
+ *   PermitPlainTunnel); a valid host has none of the bytes a path, an
+ *   option or a bracket needs.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +20,7 @@
 #include "err.h"
 #include "frame.h"
 #include "key.h"
+#include "srec.h"
 #include "sshkey.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,6 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 	"Allow @ops users=*\n"                                             \
 	"Sshd 127.0.0.1:2222\n"                                            \
 	"RendezvousHost 127.0.0.1 sr.example\n"                            \
+	"PermitOpen localhost:2222 db.internal:5432 [::1]:*\n"             \
 	"MaxSessions 2\n"
 
 /* Parsed once, read-only afterwards; reachable until exit. */
@@ -63,7 +68,7 @@ put(struct json_object *o, const char *k, struct json_object *v)
 static struct json_object *
 body_of(const struct dev_req *q)
 {
-	struct json_object *o, *sr;
+	struct json_object *o, *sr, *enc;
 	char tok[64], kx[NP_PK_B64_MAX], pub[NP_SSHKEY_B64_LEN + 1];
 	char line[sizeof(pub) + 16];
 
@@ -84,11 +89,26 @@ body_of(const struct dev_req *q)
 	put(sr, "token", json_object_new_string(tok));
 	put(o, "sid", json_object_new_string(q->sid));
 	put(o, "device", json_object_new_string(q->device));
-	put(o, "user", json_object_new_string(q->user));
+	if (q->tunnel) {
+		put(o, "mode", json_object_new_string("tunnel"));
+		put(o, "host", json_object_new_string(q->host));
+	} else {
+		put(o, "user", json_object_new_string(q->user));
+		put(o, "pubkey", json_object_new_string(line));
+	}
 	put(o, "port", json_object_new_int64(q->port));
 	put(o, "sr", sr);
-	put(o, "pubkey", json_object_new_string(line));
 	put(o, "kx", json_object_new_string(kx));
+	if (q->enc) {
+		/* One name: picked whatever the CPU; "x": none in common. */
+		if ((enc = json_object_new_array()) == NULL ||
+		    json_object_array_add(enc, json_object_new_string(
+		    q->cipher != NP_SREC_NONE ? np_srec_cipher_name(q->cipher) :
+		    "x")) != 0) {
+			abort();
+		}
+		put(o, "enc", enc);
+	}
 	if (q->rt[0] != '\0') {
 		put(o, "rt", json_object_new_string(q->rt));
 	}
@@ -105,7 +125,9 @@ same(const struct dev_req *a, const struct dev_req *b)
 	    memcmp(a->sr.token, b->sr.token, NP_SR_TOKEN_LEN) == 0 &&
 	    memcmp(a->pubkey, b->pubkey, sizeof(a->pubkey)) == 0 &&
 	    memcmp(a->kx, b->kx, sizeof(a->kx)) == 0 &&
-	    strcmp(a->rt, b->rt) == 0;
+	    strcmp(a->rt, b->rt) == 0 && a->tunnel == b->tunnel &&
+	    strcmp(a->host, b->host) == 0 && a->enc == b->enc &&
+	    a->cipher == b->cipher;
 }
 
 static void
@@ -120,6 +142,19 @@ roundtrip(const struct dev_req *q)
 	}
 	sodium_memzero(&t, sizeof(t));
 	json_object_put(o);
+}
+
+/* What a parsed tunnel request holds: a host, nothing to read as a
+ * path, an option or a bracketed literal; a cipher name we know. */
+static int
+tunnel_ok(const struct dev_req *q)
+{
+	size_t n = strlen(q->host);
+
+	return n > 0 && n <= DEV_TUNNEL_HOST_MAX && q->host[0] != '-' &&
+	    strpbrk(q->host, "/[] \t\r\n@%;") == NULL && q->user[0] == '\0' &&
+	    (q->cipher == NP_SREC_NONE || q->cipher == NP_SREC_AES256GCM ||
+	    q->cipher == NP_SREC_CHACHA20POLY1305);
 }
 
 int
@@ -149,8 +184,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    !dev_devname_valid(q.device)) {
 			abort();
 		}
+		if (q.tunnel && !tunnel_ok(&q)) {
+			abort();
+		}
 		why = dev_req_check(c, "@alice", &q, 0);
-		(void)why;
+		if (why == NULL && ((q.enc && q.cipher == NP_SREC_NONE) ||
+		    (q.tunnel && ((!q.enc && !c->permit_plain_tunnel) ||
+		    !dev_conf_permits(c, q.host, q.port))))) {
+			abort(); /* fail closed */
+		}
 		(void)dev_req_check(c, "@ops", &q, 1);
 		if (dev_req_check(c, "@mallory", &q, 0) == NULL ||
 		    dev_req_check(c, "@ops", &q, 2) == NULL) {
