@@ -15,10 +15,8 @@
  */
 #include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <netdb.h>
@@ -26,7 +24,6 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pwd.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,15 +40,13 @@
 #include "key.h"
 #include "pin.h"
 #include "session.h"
+#include "sshcfg.h"
 #include "tls.h"
 
 #define DOCTOR_USAGE "np [-F CONFIG] [-v] doctor [--ssh-config FILE] " \
 	"[DEVICE]"
 #define DOC_LINE_MAX 2048
-#define SSH_OUT_MAX (256 * 1024)  /* bytes of ssh -G output kept */
-#define SSH_ERR_MAX 512
 #define SSH_WAIT_MS 10000	  /* ssh -G gets this long */
-#define SSH_IDFILES_MAX 32
 
 enum doc_pin {
 	DOC_PIN_MATCH,
@@ -318,8 +313,8 @@ check_keydir(struct doc *d)
 	}
 	if (lstat(p, &st) != 0) {
 		if (errno == ENOENT) {
-			doc_ok(d, "KeyDir %s (not there yet: np makes it, 0700, "
-			    "at the first session)", p);
+			doc_ok(d, "KeyDir %s (not there yet: np makes it, "
+			    "0700, at the first session)", p);
 		} else {
 			doc_fail(d, "make it reachable", "KeyDir %s: %s", p,
 			    strerror(errno));
@@ -332,8 +327,8 @@ check_keydir(struct doc *d)
 		doc_fail(d, fix, "KeyDir %s: %s (np refuses it)", p,
 		    S_ISLNK(st.st_mode) ? "a symlink" : "not a directory");
 	} else if (st.st_uid != geteuid()) {
-		doc_fail(d, "point KeyDir at a directory of yours", "KeyDir %s: "
-		    "owned by uid %u, not by you (uid %u)", p,
+		doc_fail(d, "point KeyDir at a directory of yours",
+		    "KeyDir %s: owned by uid %u, not by you (uid %u)", p,
 		    (unsigned)st.st_uid, (unsigned)geteuid());
 	} else if ((st.st_mode & 077) != 0) {
 		snprintf(fix, sizeof(fix), "chmod 700 %s", p);
@@ -574,7 +569,8 @@ tcp_connect(const char *host, const char *port, int timeout_ms, char *why,
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {
-		snprintf(why, whylen, "%s", strerror(e != 0 ? e : EHOSTUNREACH));
+		snprintf(why, whylen, "%s",
+		    strerror(e != 0 ? e : EHOSTUNREACH));
 	}
 	return fd;
 }
@@ -669,8 +665,8 @@ check_cert(struct doc *d)
 		    "ServerFingerprint to its new one (its operator: np-server "
 		    "fingerprint -d DIR); otherwise something is in the way: "
 		    "do not use this connection", "server certificate: "
-		    "fingerprint mismatch: the server has %s, ServerFingerprint "
-		    "is %s", got, fp);
+		    "fingerprint mismatch: the server has %s, "
+		    "ServerFingerprint is %s", got, fp);
 		goto out;
 	}
 	doc_ok(d, "server certificate %s matches ServerFingerprint", fp);
@@ -711,10 +707,10 @@ check_auth(struct doc *d)
 		id = "@NAME";
 	}
 	if (r == NP_ERR_REVOKED) {
-		snprintf(fix, sizeof(fix), "ask the server's operator for a new "
-		    "token (np-server token -d DIR %s) and run np enroll %s "
-		    "--token TOKEN; peers must then np pin --forget %s", id, id,
-		    id);
+		snprintf(fix, sizeof(fix), "ask the server's operator for a "
+		    "new token (np-server token -d DIR %s) and run np enroll "
+		    "%s --token TOKEN; peers must then np pin --forget %s", id,
+		    id, id);
 		doc_fail(d, fix, "enrollment: %s is revoked at the server", id);
 	} else if (r == NP_ERR_AUTH) {
 		snprintf(fix, sizeof(fix), "ask the server's operator for a "
@@ -963,213 +959,18 @@ check_device_ping(struct doc *d)
 
 /* ---------------- ssh's view: ssh -G DEVICE ---------------- */
 
-struct ssh_g {
-	char *out;		/* ssh -G's stdout, NUL-terminated */
-	char err[SSH_ERR_MAX];	/* its stderr's first bytes */
-	int status;		/* exit status (128 + signal) */
-	const char *user, *hostname, *port, *proxy, *ukh;
-	const char *idfiles[SSH_IDFILES_MAX];
-	size_t nidfiles;
-};
-
-/* Read what the child writes on both pipes until EOF or the deadline. */
-static int
-ssh_read(int fo, int fe, struct ssh_g *g, size_t *olen, uint64_t deadline)
-{
-	struct pollfd pf[2];
-	size_t elen = 0;
-	ssize_t n;
-	uint64_t now;
-	char sink[4096];
-
-	pf[0].fd = fo;
-	pf[1].fd = fe;
-	while (pf[0].fd >= 0 || pf[1].fd >= 0) {
-		if ((now = np_now_mono_ms()) >= deadline) {
-			return NP_ERR_TIMEOUT;
-		}
-		pf[0].events = pf[1].events = POLLIN;
-		pf[0].revents = pf[1].revents = 0;
-		if (poll(pf, 2, (int)(deadline - now)) < 0 && errno != EINTR) {
-			return NP_ERR_SYSTEM;
-		}
-		for (int i = 0; i < 2; i++) {
-			char *dst = i == 0 ? g->out + *olen : g->err + elen;
-			size_t room = i == 0 ? SSH_OUT_MAX - *olen :
-			    sizeof(g->err) - 1 - elen;
-
-			if (pf[i].fd < 0 || pf[i].revents == 0) {
-				continue;
-			}
-			n = read(pf[i].fd, room > 0 ? dst : sink, room > 0 ?
-			    room : sizeof(sink));
-			if (n < 0 && errno == EINTR) {
-				continue;
-			}
-			if (n <= 0) {
-				pf[i].fd = -1;
-			} else if (room > 0) {
-				*(i == 0 ? olen : &elen) += (size_t)n;
-			}
-		}
-	}
-	g->out[*olen] = '\0';
-	g->err[elen] = '\0';
-	return NP_OK;
-}
-
-static void
-ssh_child(int fo, int fe, char *const *argv)
-{
-	int fd = open("/dev/null", O_RDONLY);
-
-	if (fd < 0 || dup2(fd, 0) < 0 || dup2(fo, 1) < 0 || dup2(fe, 2) < 0) {
-		_exit(127);
-	}
-	execvp(argv[0], argv);
-	dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-	_exit(127);
-}
-
-/* ssh [-F file] -G -- host: no shell, its output into g. */
-static int
-ssh_run(const char *file, const char *host, struct ssh_g *g)
-{
-	char *argv[7];
-	int po[2] = { -1, -1 }, pe[2] = { -1, -1 }, st = 0, i = 0, r;
-	size_t olen = 0;
-	pid_t pid;
-
-	argv[i++] = "ssh";
-	if (file != NULL) {
-		argv[i++] = "-F";
-		argv[i++] = (char *)file;
-	}
-	argv[i++] = "-G";
-	argv[i++] = "--";
-	argv[i++] = (char *)host;
-	argv[i] = NULL;
-	if ((g->out = malloc(SSH_OUT_MAX + 1)) == NULL) {
-		return NP_ERR_ALLOC;
-	}
-	if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0 ||
-	    (pid = fork()) < 0) {
-		r = NP_ERR_SYSTEM;
-		goto out;
-	}
-	if (pid == 0) {
-		ssh_child(po[1], pe[1], argv);
-	}
-	close(po[1]);
-	close(pe[1]);
-	po[1] = pe[1] = -1;
-	if ((r = ssh_read(po[0], pe[0], g, &olen, np_now_mono_ms() +
-	    SSH_WAIT_MS)) != NP_OK) {
-		(void)kill(pid, SIGKILL); /* our own child */
-	}
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-		continue;
-	}
-	g->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
- out:
-	for (i = 0; i < 2; i++) {
-		if (po[i] >= 0) {
-			close(po[i]);
-		}
-		if (pe[i] >= 0) {
-			close(pe[i]);
-		}
-	}
-	return r;
-}
-
-/* Pick the lines we look at out of ssh -G's "keyword value" lines. */
-static void
-ssh_parse(struct ssh_g *g)
-{
-	char *line, *next, *sp;
-
-	for (line = g->out; line != NULL && *line != '\0'; line = next) {
-		if ((next = strchr(line, '\n')) != NULL) {
-			*next++ = '\0';
-		}
-		if ((sp = strchr(line, ' ')) == NULL) {
-			continue;
-		}
-		*sp++ = '\0';
-		if (strcmp(line, "user") == 0) {
-			g->user = sp;
-		} else if (strcmp(line, "hostname") == 0) {
-			g->hostname = sp;
-		} else if (strcmp(line, "port") == 0) {
-			g->port = sp;
-		} else if (strcmp(line, "proxycommand") == 0) {
-			g->proxy = sp;
-		} else if (strcmp(line, "userknownhostsfile") == 0) {
-			g->ukh = sp;
-		} else if (strcmp(line, "identityfile") == 0 &&
-		    g->nidfiles < SSH_IDFILES_MAX) {
-			g->idfiles[g->nidfiles++] = sp;
-		}
-	}
-}
-
 /* The home ssh expands "~" and %d with: the passwd entry's. */
-static const char *
-ssh_home(void)
+static void
+ssh_env(const struct doc *d, struct np_sshg_env *e)
 {
 	struct passwd *pw = getpwuid(getuid());
 
-	return pw != NULL && pw->pw_dir != NULL ? pw->pw_dir : getenv("HOME");
-}
-
-/*
- * ssh's expansion of an IdentityFile: a leading "~/" and the % tokens
- * it knows that matter here.  -1 for a token we cannot expand.
- */
-static int
-ssh_expand(const char *in, const struct ssh_g *g, const char *arg,
-    char *out, size_t outlen)
-{
-	const char *home = ssh_home(), *v;
-	struct passwd *pw = getpwuid(getuid());
-	char num[32];
-	size_t o = 0, k;
-
-	if (home != NULL && in[0] == '~' && (in[1] == '/' || in[1] == '\0')) {
-		o = (size_t)snprintf(out, outlen, "%s", home);
-		in++;
-	}
-	for (; *in != '\0' && o + 1 < outlen; in++) {
-		if (*in != '%') {
-			out[o++] = *in;
-			continue;
-		}
-		switch (*++in) {
-		case '%': v = "%"; break;
-		case 'd': v = home; break;
-		case 'h': v = g->hostname; break;
-		case 'r': v = g->user; break;
-		case 'n': v = arg; break;
-		case 'p': v = g->port; break;
-		case 'u': v = pw != NULL ? pw->pw_name : NULL; break;
-		case 'i':
-			snprintf(num, sizeof(num), "%u", (unsigned)getuid());
-			v = num;
-			break;
-		default: v = NULL; break;
-		}
-		if (v == NULL || (k = strlen(v)) >= outlen - o) {
-			return -1;
-		}
-		memcpy(out + o, v, k);
-		o += k;
-	}
-	if (o >= outlen || *in != '\0') {
-		return -1;
-	}
-	out[o] = '\0';
-	return 0;
+	memset(e, 0, sizeof(*e));
+	e->home = pw != NULL && pw->pw_dir != NULL ? pw->pw_dir :
+	    getenv("HOME");
+	e->luser = pw != NULL ? pw->pw_name : NULL;
+	e->arg = d->t->host;
+	e->uid = (unsigned)getuid();
 }
 
 /* A path made comparable: realpath, or its directory's plus the name. */
@@ -1201,19 +1002,6 @@ same_path(const char *a, const char *b)
 	canon(a, ca, sizeof(ca));
 	canon(b, cb, sizeof(cb));
 	return strcmp(ca, cb) == 0;
-}
-
-/* argv-like words of s (split on blanks) into w[0..*n). */
-static void
-split_words(char *s, char **w, size_t max, size_t *n)
-{
-	char *save = NULL, *tok;
-
-	*n = 0;
-	for (tok = strtok_r(s, " \t", &save); tok != NULL && *n < max;
-	    tok = strtok_r(NULL, " \t", &save)) {
-		w[(*n)++] = tok;
-	}
 }
 
 /* np on PATH (or the path itself): 1 when it can be run. */
@@ -1258,58 +1046,34 @@ proxy_config(const char *f, char *out, size_t outlen)
 	}
 }
 
-/* ProxyCommand "[exec] np [-F CONFIG] [-v] proxy %h %p %r", run with
- * the config these checks read: 0, else -1 with why and fix. */
+/* ProxyCommand "[exec] np [-F CONFIG] [-v] proxy %h %p %r", with an np
+ * that runs and the config these checks read: 0, else -1, why, fix. */
 static int
 check_proxycommand(struct doc *d, const char *pc, char *why, size_t whylen,
     char *fix, size_t fixlen)
 {
-	char copy[2048], conf[PATH_MAX], *w[16], *f = NULL;
-	const char *base;
-	size_t n, i = 0;
+	struct np_sshg_proxy p;
+	char conf[PATH_MAX], what[256];
 
-	snprintf(copy, sizeof(copy), "%s", pc);
-	split_words(copy, w, 16, &n);
 	snprintf(fix, fixlen, "ProxyCommand np proxy %%h %%p %%r in its Host "
 	    "block (ssh-config-snippets/noports.conf)");
-	if (n > 0 && strcmp(w[0], "exec") == 0) {
-		i++;
-	}
-	base = i < n ? strrchr(w[i], '/') : NULL;
-	base = base != NULL ? base + 1 : i < n ? w[i] : "";
-	if (strcmp(base, "np") != 0) {
-		snprintf(why, whylen, "its ProxyCommand '%s' does not run np",
-		    pc);
+	if (np_sshg_proxy_parse(pc, &p, what, sizeof(what)) != NP_OK) {
+		snprintf(why, whylen, "its ProxyCommand '%.600s': %s", pc,
+		    what);
 		return -1;
 	}
-	if (!np_runnable(w[i])) {
-		snprintf(why, whylen, "its ProxyCommand runs %s, which is not "
-		    "%s", w[i], strchr(w[i], '/') != NULL ? "executable" :
+	if (!np_runnable(p.np)) {
+		snprintf(why, whylen, "its ProxyCommand runs %.600s, which is "
+		    "not %s", p.np, strchr(p.np, '/') != NULL ? "executable" :
 		    "on PATH");
 		snprintf(fix, fixlen, "give np's full path in ProxyCommand");
 		return -1;
 	}
-	for (i++; i < n && w[i][0] == '-'; i++) {
-		if (strcmp(w[i], "-F") == 0 && i + 1 < n) {
-			f = w[++i];
-		} else if (strcmp(w[i], "-v") != 0) {
-			snprintf(why, whylen, "its ProxyCommand '%s' gives np "
-			    "the option %s", pc, w[i]);
-			return -1;
-		}
-	}
-	if (n != i + 4 || strcmp(w[i], "proxy") != 0 ||
-	    strcmp(w[i + 1], "%h") != 0 || strcmp(w[i + 2], "%p") != 0 ||
-	    strcmp(w[i + 3], "%r") != 0) {
-		snprintf(why, whylen, "its ProxyCommand '%s' is not np proxy "
-		    "%%h %%p %%r", pc);
-		return -1;
-	}
-	proxy_config(f, conf, sizeof(conf));
+	proxy_config(p.config, conf, sizeof(conf));
 	if (d->cli->config_path != NULL &&
 	    !same_path(conf, d->cli->config_path)) {
-		snprintf(why, whylen, "its ProxyCommand runs np with the config "
-		    "%.600s, but these checks read %.600s", conf,
+		snprintf(why, whylen, "its ProxyCommand runs np with the "
+		    "config %.600s, but these checks read %.600s", conf,
 		    d->cli->config_path);
 		snprintf(fix, fixlen, "check that one: np -F %.400s doctor %s "
 		    "(or give ProxyCommand -F %.400s)", conf, d->t->host,
@@ -1321,10 +1085,11 @@ check_proxycommand(struct doc *d, const char *pc, char *why, size_t whylen,
 
 /* One of ssh's IdentityFiles is KeyDir/USER@HOST, as np proxy writes. */
 static int
-check_idfile(struct doc *d, const struct ssh_g *g, char *why, size_t whylen,
-    char *fix, size_t fixlen)
+check_idfile(struct doc *d, const struct np_sshg *g, char *why,
+    size_t whylen, char *fix, size_t fixlen)
 {
 	const char *dir = d->cli->cfg.key_dir;
+	struct np_sshg_env e;
 	char want[PATH_MAX], got[PATH_MAX], list[1024];
 	size_t i, off = 0;
 
@@ -1336,11 +1101,12 @@ check_idfile(struct doc *d, const struct ssh_g *g, char *why, size_t whylen,
 		    "hostname");
 		return -1;
 	}
+	ssh_env(d, &e);
 	snprintf(want, sizeof(want), "%s/%s@%s", dir, g->user, g->hostname);
 	list[0] = '\0';
 	for (i = 0; i < g->nidfiles; i++) {
-		if (ssh_expand(g->idfiles[i], g, d->t->host, got,
-		    sizeof(got)) == 0 && same_path(got, want)) {
+		if (np_sshg_expand(g->idfiles[i], g, &e, got, sizeof(got)) ==
+		    NP_OK && same_path(got, want)) {
 			return 0;
 		}
 		if (off + 1 < sizeof(list)) {
@@ -1355,26 +1121,27 @@ check_idfile(struct doc *d, const struct ssh_g *g, char *why, size_t whylen,
 
 /* ssh's UserKnownHostsFile names KnownHosts. */
 static int
-check_ukh(struct doc *d, const struct ssh_g *g, char *why, size_t whylen,
+check_ukh(struct doc *d, const struct np_sshg *g, char *why, size_t whylen,
     char *fix, size_t fixlen)
 {
 	const char *kh = d->cli->cfg.known_hosts;
-	char copy[2048], got[PATH_MAX], *w[16];
-	size_t n, i;
+	struct np_sshg_env e;
+	char copy[2048], got[PATH_MAX], *tok, *save = NULL;
 
 	snprintf(fix, fixlen, "UserKnownHostsFile %s in its Host block "
 	    "(ssh-config-snippets/noports.conf)", kh != NULL ? kh :
 	    "KNOWNHOSTS");
+	ssh_env(d, &e);
 	snprintf(copy, sizeof(copy), "%s", g->ukh != NULL ? g->ukh : "");
-	split_words(copy, w, 16, &n);
-	for (i = 0; kh != NULL && i < n; i++) {
-		if (ssh_expand(w[i], g, d->t->host, got, sizeof(got)) == 0 &&
+	for (tok = strtok_r(copy, " \t", &save); kh != NULL && tok != NULL;
+	    tok = strtok_r(NULL, " \t", &save)) {
+		if (np_sshg_expand(tok, g, &e, got, sizeof(got)) == NP_OK &&
 		    same_path(got, kh)) {
 			return 0;
 		}
 	}
-	snprintf(why, whylen, "its UserKnownHostsFile (%s) is not KnownHosts "
-	    "%s, where np proxy writes the device's host keys",
+	snprintf(why, whylen, "its UserKnownHostsFile (%.600s) is not "
+	    "KnownHosts %.600s, where np proxy writes the device's host keys",
 	    g->ukh != NULL ? g->ukh : "none", kh != NULL ? kh : "(unset)");
 	return -1;
 }
@@ -1382,25 +1149,26 @@ check_ukh(struct doc *d, const struct ssh_g *g, char *why, size_t whylen,
 static void
 check_ssh(struct doc *d)
 {
-	struct ssh_g g;
-	char what[NP_HOSTNAME_MAX + 32], why[1536], fix[1536], *nl;
-	int r;
+	struct np_sshg g;
+	char what[NP_HOSTNAME_MAX + 32], why[1536], fix[1536], err[512];
+	char *out = NULL, *nl;
+	int r, status = 0;
 
-	memset(&g, 0, sizeof(g));
 	snprintf(what, sizeof(what), "ssh config for %s", d->t->host);
-	if ((r = ssh_run(d->ssh_config, d->t->host, &g)) != NP_OK ||
-	    g.status != 0) {
-		if ((nl = strchr(g.err, '\n')) != NULL) {
+	r = np_sshg_run(d->ssh_config, d->t->host, SSH_WAIT_MS, &out, &status,
+	    err, sizeof(err));
+	if (r != NP_OK || status != 0) {
+		if ((nl = strchr(err, '\n')) != NULL) {
 			*nl = '\0';
 		}
-		doc_fail(d, g.status == 127 ? "install openssh-client" :
+		doc_fail(d, status == 127 ? "install openssh-client" :
 		    "correct the ssh config it names", "%s: ssh -G %s %s%s%s",
 		    what, d->t->host, r != NP_OK ? np_strerror(r) : "failed",
-		    g.err[0] != '\0' ? ": " : "", g.err);
+		    err[0] != '\0' ? ": " : "", err);
 		goto out;
 	}
-	ssh_parse(&g);
-	if (g.proxy == NULL || strcmp(g.proxy, "none") == 0) {
+	np_sshg_parse(out, &g);
+	if (g.proxycommand == NULL || strcmp(g.proxycommand, "none") == 0) {
 		doc_fail(d, "install ssh-config-snippets/noports.conf as "
 		    "/etc/ssh/ssh_config.d/noports.conf, or add its Host "
 		    "*.noports block to ~/.ssh/config", "%s: no ProxyCommand "
@@ -1408,7 +1176,7 @@ check_ssh(struct doc *d)
 		    g.hostname != NULL ? g.hostname : d->t->host);
 		goto out;
 	}
-	if (check_proxycommand(d, g.proxy, why, sizeof(why), fix,
+	if (check_proxycommand(d, g.proxycommand, why, sizeof(why), fix,
 	    sizeof(fix)) != 0 || check_idfile(d, &g, why, sizeof(why), fix,
 	    sizeof(fix)) != 0 || check_ukh(d, &g, why, sizeof(why), fix,
 	    sizeof(fix)) != 0) {
@@ -1418,7 +1186,7 @@ check_ssh(struct doc *d)
 	doc_ok(d, "%s: ProxyCommand runs np proxy, IdentityFile is in KeyDir, "
 	    "UserKnownHostsFile is KnownHosts", what);
  out:
-	free(g.out);
+	free(out);
 }
 
 /* ---------------- the command ---------------- */
