@@ -933,7 +933,7 @@ check_device_ping(struct doc *d)
 
 	snprintf(what, sizeof(what), "device %s", t->host);
 	if (!d->dev_ok) {
-		doc_skip(d, what, "its identity was not looked up");
+		doc_skip(d, what, "its identity check did not pass");
 		return;
 	}
 	doc_rearm(d);
