@@ -227,8 +227,10 @@ parse_enc(struct json_object *body, struct dev_req *t)
 	}
 	for (i = 0; i < n; i++) {
 		e = json_object_array_get_idx(a, i);
-		if (!json_object_is_type(e, json_type_string)) {
-			return NP_ERR_INVALID;
+		if (!json_object_is_type(e, json_type_string) ||
+		    strlen(json_object_get_string(e)) !=
+		    (size_t)json_object_get_string_len(e)) {
+			return NP_ERR_INVALID; /* no NUL inside a name */
 		}
 		names[i] = json_object_get_string(e);
 	}

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config.h"
 #include "srec.h"
@@ -279,7 +280,7 @@ config_check(struct np_config *cfg, const char *fname, char *err,
 		return NP_ERR_CONF;
 	}
 	if (cfg->relay_cipher != NULL &&
-	    strcmp(cfg->relay_cipher, "auto") != 0 &&
+	    strcasecmp(cfg->relay_cipher, "auto") != 0 &&
 	    np_srec_cipher_parse(cfg->relay_cipher) == NP_SREC_NONE) {
 		snprintf(err, errlen, "%s: RelayCipher must be auto, "
 		    NP_SREC_NAME_AES " or " NP_SREC_NAME_CHACHA, fname);

@@ -564,6 +564,8 @@ ok_cipher(struct json_object *body, int *cipher)
 		return NP_OK;
 	}
 	if (!json_object_is_type(v, json_type_string) ||
+	    strlen(json_object_get_string(v)) !=
+	    (size_t)json_object_get_string_len(v) ||
 	    (*cipher = np_srec_cipher_parse(json_object_get_string(v))) ==
 	    NP_SREC_NONE) {
 		return NP_ERR_PROTO;

@@ -616,7 +616,7 @@ START_TEST(test_parse_enc)
 	static const char *const unknown[] = {
 		"[\"rc4\"]", "[\"none\"]", "[\"\"]",
 		"[\"aes-128-gcm\",\"aes256gcm\",\"chacha20\"]",
-		"[\"" NP_SREC_NAME_AES " \"]", "[\"a\\u0000\"]",
+		"[\"" NP_SREC_NAME_AES " \"]",
 	};
 	struct dev_req q;
 	size_t i;
@@ -644,6 +644,12 @@ START_TEST(test_parse_enc)
 			     &q),
 	    NP_OK);
 	ck_assert_int_eq(q.cipher, NP_SREC_CHACHA20POLY1305);
+	/* A NUL inside a name: a malformed request, not a name cut short. */
+	ck_assert_int_eq(parse_with("enc", "[\"" NP_SREC_NAME_AES "\\u0000x\"]",
+			     &q),
+	    NP_ERR_INVALID);
+	ck_assert_int_eq(parse_with("enc", "[\"a\\u0000\"]", &q),
+	    NP_ERR_INVALID);
 	/* Only names we do not know: offered, none in common; refused. */
 	for (i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
 		memset(&q, 0, sizeof(q));

@@ -786,6 +786,7 @@ START_TEST(ok_enc)
 		{ "\"rc4\"", -1 },
 		{ "\"aes-128-gcm\"", -1 },
 		{ "\"" NP_SREC_NAME_AES " \"", -1 },
+		{ "\"" NP_SREC_NAME_AES "\\u0000x\"", -1 }, /* NUL inside */
 		{ "5", -1 },
 		{ "true", -1 },
 		{ "null", -1 },
