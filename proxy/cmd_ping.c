@@ -16,7 +16,7 @@
 #include "key.h"
 #include "session.h"
 
-#define PING_USAGE "np [-F CONFIG] [-v] ping DEVICE"
+#define PING_USAGE "np [-F CONFIG] [-v] ping [--no-relay] DEVICE"
 
 static long
 ping_timeout(const struct np_cli *cli)
@@ -71,11 +71,11 @@ relay_line(struct np_cli *cli, struct np_sctx *x, const struct np_target *t,
 }
 
 static int
-ping_run(struct np_cli *cli, const struct np_target *t)
+ping_run(struct np_cli *cli, const struct np_target *t, int no_relay)
 {
 	struct np_sctx *x = NULL;
 	struct np_pong pong;
-	const char *sr = cli->cfg.rendezvous;
+	const char *sr = no_relay ? NULL : cli->cfg.rendezvous;
 	const char *ids[2] = { t->ident, sr };
 	uint8_t pk[2][NP_PK_LEN];
 	char why[512];
@@ -110,7 +110,9 @@ ping_run(struct np_cli *cli, const struct np_target *t)
 		cli_err("%s: %s", t->host, why);
 	}
 	fflush(stdout);
-	relay_line(cli, x, t, sr, sr_known ? pk[1] : NULL);
+	if (!no_relay) {
+		relay_line(cli, x, t, sr, sr_known ? pk[1] : NULL);
+	}
 	if (fflush(stdout) != 0 && r == NP_OK) {
 		r = NP_ERR_SYSTEM;
 	}
@@ -124,11 +126,18 @@ cmd_ping(struct np_cli *cli, int argc, char **argv)
 {
 	struct np_target t;
 	char why[256];
+	int no_relay = 0;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
 		printf("usage: %s\n", PING_USAGE);
 		return NP_EXIT_OK;
+	}
+	/* --no-relay: the device only (scripts that wait for a device). */
+	if (argc == 3 && strcmp(argv[1], "--no-relay") == 0) {
+		no_relay = 1;
+		argv++;
+		argc--;
 	}
 	if (cli->ev == NULL || argc != 2 || argv[1][0] == '-') {
 		return cli_usage(PING_USAGE);
@@ -138,5 +147,6 @@ cmd_ping(struct np_cli *cli, int argc, char **argv)
 		cli_err("bad device name '%.80s': %s", argv[1], why);
 		return NP_EXIT_FAIL;
 	}
-	return ping_run(cli, &t) == NP_OK ? NP_EXIT_OK : NP_EXIT_FAIL;
+	return ping_run(cli, &t, no_relay) == NP_OK ? NP_EXIT_OK :
+	    NP_EXIT_FAIL;
 }

@@ -40,6 +40,7 @@
 #define TUNNEL_CHILDREN_MAX 256	/* connections at once */
 #define TUNNEL_HOST_MAX 253
 #define TUNNEL_STOP_MS 3000	/* children get this long after SIGTERM */
+#define TUNNEL_PAUSE_MS 100	/* no accepting this long after EMFILE */
 
 struct fwd {
 	char bind[TUNNEL_HOST_MAX + 1];	/* "" : loopback; "*": all */
@@ -69,6 +70,7 @@ struct tun {
 	int rc;
 	int stopping;
 	uint64_t stop_timer;
+	uint64_t pause_timer;
 	unsigned long nconn;
 };
 
@@ -402,6 +404,43 @@ child_run(struct tun *tn, int cfd, const struct fwd *f)
 
 /* ---- the parent ---- */
 
+static void accept_cb(struct np_ev *, int, uint32_t, void *);
+
+static void
+accept_resume(struct np_ev *ev, uint64_t id, void *arg)
+{
+	struct tun *tn = arg;
+	int i;
+
+	tn->pause_timer = 0;
+	for (i = 0; i < tn->nls; i++) {
+		if (tn->ls[i].fd >= 0) {
+			(void)np_ev_add(ev, tn->ls[i].fd, NP_EV_READ, accept_cb,
+			    tn);
+		}
+	}
+}
+
+/* Out of fds or memory: stop accepting for TUNNEL_PAUSE_MS. */
+static void
+accept_pause(struct tun *tn)
+{
+	int i;
+
+	if (tn->pause_timer != 0) {
+		return;
+	}
+	cli_err("cannot accept a connection: %s; pausing %d ms",
+	    strerror(errno), TUNNEL_PAUSE_MS);
+	for (i = 0; i < tn->nls; i++) {
+		if (tn->ls[i].fd >= 0) {
+			(void)np_ev_del(tn->cli->ev, tn->ls[i].fd);
+		}
+	}
+	tn->pause_timer = np_ev_timer_add(tn->cli->ev, TUNNEL_PAUSE_MS,
+	    accept_resume, tn);
+}
+
 static void kid_add(struct tun *, pid_t);
 
 static void
@@ -420,10 +459,16 @@ accept_cb(struct np_ev *ev, int fd, uint32_t events, void *arg)
 			ls = &tn->ls[i];
 		}
 	}
-	if (ls == NULL ||
-	    (cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC)) <
+	if (ls == NULL) {
+		return;
+	}
+	if ((cfd = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC)) <
 	    0) {
-		return; /* EAGAIN, or EMFILE: the next event retries */
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			accept_pause(tn); /* back off instead of spinning */
+		}
+		return;
 	}
 	addr_name((struct sockaddr *)&ss, from, sizeof(from));
 	if (tn->nchild >= TUNNEL_CHILDREN_MAX) {
@@ -669,6 +714,7 @@ cmd_tunnel(struct np_cli *cli, int argc, char **argv)
  out:
 	close_listeners(tn);
 	np_ev_timer_del(cli->ev, tn->stop_timer);
+	np_ev_timer_del(cli->ev, tn->pause_timer);
 	free(tn);
 	return rc;
 }

@@ -247,9 +247,10 @@ lab_start() {
 }
 
 # lab_ping DIR: np ping of the lab's device as @client succeeds (and the
-# device process is still alive, so a stale answer cannot count).
+# device process is still alive, so a stale answer cannot count); the
+# device only (--no-relay: no rendezvous session is left behind).
 lab_ping() {
 	lab_alive "$1" np-deviced || return 1
 	lab_in client timeout 10 "$LAB_BUILD/np" -F "$1/client.conf" ping \
-	    "$LAB_HOST" >/dev/null 2>&1
+	    --no-relay "$LAB_HOST" >/dev/null 2>&1
 }
