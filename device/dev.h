@@ -48,7 +48,7 @@
 #define DEV_KX_LEN 32		/* crypto_kx public / secret key */
 #define DEV_REASON_MAX 128
 #define DEV_TAG_MAX NP_TAG_MAX /* reply tag "rt": [a-z0-9]{1,32} */
-#define DEV_TUNNEL_HOST_MAX 253	/* a tunnel's host name or literal */
+#define DEV_TUNNEL_HOST_MAX NP_TUNNEL_HOST_MAX /* a tunnel's host */
 #define DEV_PERMIT_MAX 256	/* PermitOpen entries */
 #define DEV_ENC_MAX 8		/* ciphers a request may offer */
 

@@ -13,6 +13,7 @@
 
 #include "dev.h"
 #include "err.h"
+#include "ident.h"
 #include "key.h"
 #include "msg.h"
 #include "spool.h"
@@ -239,27 +240,6 @@ parse_enc(struct json_object *body, struct dev_req *t)
 	return NP_OK;
 }
 
-/* A tunnel's host: a name or an address literal (IPv6 without
- * brackets), [A-Za-z0-9._:-], 1..DEV_TUNNEL_HOST_MAX bytes. */
-static int
-tunnel_host_valid(const char *h, size_t len)
-{
-	size_t i;
-
-	if (len < 1 || len > DEV_TUNNEL_HOST_MAX || h[0] == '-') {
-		return 0;
-	}
-	for (i = 0; i < len; i++) {
-		if (!((h[i] >= 'a' && h[i] <= 'z') ||
-		    (h[i] >= 'A' && h[i] <= 'Z') ||
-		    (h[i] >= '0' && h[i] <= '9') || h[i] == '.' ||
-		    h[i] == '-' || h[i] == '_' || h[i] == ':')) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
 /* "mode": absent or "ssh" (user, pubkey), or "tunnel" (host). */
 static int
 parse_mode(struct json_object *body, struct dev_req *t)
@@ -279,7 +259,7 @@ parse_mode(struct json_object *body, struct dev_req *t)
 	}
 	if (t->tunnel) {
 		if (get_str(body, "host", &s, &len) != NP_OK ||
-		    !tunnel_host_valid(s, len)) {
+		    !np_tunnel_host_valid(s, len)) {
 			return NP_ERR_INVALID;
 		}
 		memcpy(t->host, s, len + 1);

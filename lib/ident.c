@@ -42,3 +42,22 @@ np_ident_norm(const char *s, char *out, size_t outlen)
 	memcpy(out + 1, s, strlen(s) + 1);
 	return NP_OK;
 }
+
+int
+np_tunnel_host_valid(const char *h, size_t len)
+{
+	size_t i;
+
+	if (h == NULL || len < 1 || len > NP_TUNNEL_HOST_MAX || h[0] == '-') {
+		return 0;
+	}
+	for (i = 0; i < len; i++) {
+		if (!((h[i] >= 'a' && h[i] <= 'z') ||
+		    (h[i] >= 'A' && h[i] <= 'Z') ||
+		    (h[i] >= '0' && h[i] <= '9') || h[i] == '.' ||
+		    h[i] == '-' || h[i] == '_' || h[i] == ':')) {
+			return 0;
+		}
+	}
+	return 1;
+}

@@ -17,4 +17,13 @@ int np_ident_valid(const char *s);
  */
 int np_ident_norm(const char *s, char *out, size_t outlen);
 
+/*
+ * A tunnel's target host as the client writes it and the device's
+ * PermitOpen compares it: a name or an address literal (IPv6 without
+ * brackets), [A-Za-z0-9._:-], 1..NP_TUNNEL_HOST_MAX bytes, not starting
+ * with '-'.  Pure.
+ */
+#define NP_TUNNEL_HOST_MAX 253
+int np_tunnel_host_valid(const char *h, size_t len);
+
 #endif

@@ -29,6 +29,7 @@
 #include "cli.h"
 #include "err.h"
 #include "ev.h"
+#include "ident.h"
 #include "relay.h"
 #include "session.h"
 
@@ -38,7 +39,7 @@
 #define TUNNEL_FWD_MAX 16	/* -L options */
 #define TUNNEL_LISTEN_MAX 32	/* listening sockets */
 #define TUNNEL_CHILDREN_MAX 256	/* connections at once */
-#define TUNNEL_HOST_MAX 253
+#define TUNNEL_HOST_MAX NP_TUNNEL_HOST_MAX
 #define TUNNEL_STOP_MS 3000	/* children get this long after SIGTERM */
 #define TUNNEL_PAUSE_MS 100	/* no accepting this long after EMFILE */
 
@@ -75,26 +76,6 @@ struct tun {
 };
 
 /* ---- -L ---- */
-
-/* A host as the device takes it: [A-Za-z0-9._:-], not starting '-'. */
-static int
-host_ok(const char *h)
-{
-	size_t i, n = strlen(h);
-
-	if (n < 1 || n > TUNNEL_HOST_MAX || h[0] == '-') {
-		return 0;
-	}
-	for (i = 0; i < n; i++) {
-		if (!((h[i] >= 'a' && h[i] <= 'z') ||
-		    (h[i] >= 'A' && h[i] <= 'Z') ||
-		    (h[i] >= '0' && h[i] <= '9') || h[i] == '.' ||
-		    h[i] == '-' || h[i] == '_' || h[i] == ':')) {
-			return 0;
-		}
-	}
-	return 1;
-}
 
 /*
  * Split at the colons that are outside [...], taking the brackets off:
@@ -152,7 +133,8 @@ fwd_parse(const char *spec, struct fwd *f)
 	}
 	if (n == 4) {
 		if (v[0][0] != '\0' && strcmp(v[0], "*") != 0 &&
-		    strcmp(v[0], "localhost") != 0 && !host_ok(v[0])) {
+		    strcmp(v[0], "localhost") != 0 &&
+		    !np_tunnel_host_valid(v[0], strlen(v[0]))) {
 			cli_err("-L %.80s: bad bind address", spec);
 			return -1;
 		}
@@ -165,7 +147,7 @@ fwd_parse(const char *spec, struct fwd *f)
 		return -1;
 	}
 	f->lport = (uint16_t)lp;
-	if (!host_ok(v[i + 1])) {
+	if (!np_tunnel_host_valid(v[i + 1], strlen(v[i + 1]))) {
 		cli_err("-L %.80s: bad host '%.64s'", spec, v[i + 1]);
 		return -1;
 	}

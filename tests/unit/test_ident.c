@@ -114,6 +114,30 @@ START_TEST(test_norm_bad)
 }
 END_TEST
 
+START_TEST(test_tunnel_host)
+{
+	static const char *const good[] = { "localhost", "127.0.0.1", "::1",
+	    "fe80::1", "db.internal", "A-b_c.d", "x" };
+	static const char *const bad[] = { "", "-x", "a b", "a/b", "[::1]",
+	    "a;b", "a$b", "h\n", "\xc3\xa9" };
+	char big[NP_TUNNEL_HOST_MAX + 2];
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		ck_assert_msg(np_tunnel_host_valid(good[i], strlen(good[i])),
+		    "%s refused", good[i]);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(!np_tunnel_host_valid(bad[i], strlen(bad[i])),
+		    "%s taken", bad[i]);
+	memset(big, 'a', sizeof(big));
+	ck_assert(np_tunnel_host_valid(big, NP_TUNNEL_HOST_MAX));
+	ck_assert(!np_tunnel_host_valid(big, NP_TUNNEL_HOST_MAX + 1));
+	ck_assert(!np_tunnel_host_valid(NULL, 0));
+	/* The length is what counts, not a NUL. */
+	ck_assert(!np_tunnel_host_valid("ab\0c", 4));
+}
+END_TEST
+
 static Suite *
 ident_suite(void)
 {
@@ -124,6 +148,7 @@ ident_suite(void)
 	tcase_add_test(tc_valid, test_valid);
 	tcase_add_test(tc_valid, test_invalid);
 	tcase_add_test(tc_valid, test_length);
+	tcase_add_test(tc_valid, test_tunnel_host);
 	suite_add_tcase(s, tc_valid);
 	tcase_add_test(tc_norm, test_norm);
 	tcase_add_test(tc_norm, test_norm_bad);
