@@ -181,6 +181,7 @@ demo: deps all
 bench: deps all tools
 	$(Q)BUILD=$(BUILD) bench/run
 	$(Q)BUILD=$(BUILD) bench/ssh-latency
+	$(Q)BUILD=$(BUILD) bench/tunnel
 
 # Stops the lab that `make demo` left running.
 demo-stop:
