@@ -141,6 +141,14 @@ np_session_relay(struct np_cli *cli, const char *host, struct np_session *s,
 		    "here", pr.st.err_what);
 		return -1;
 	}
+	if (pr.result != NP_RELAY_DONE && s->tunnel && pr.st.err_side == 1) {
+		/* The local program reset its own connection (iperf3 and
+		 * browsers do): its business, as with ssh -L. */
+		cli_step(cli, "%s: the local connection ended with %s", host,
+		    pr.st.err_errno != 0 ? strerror(pr.st.err_errno) :
+		    "an error");
+		return 0;
+	}
 	if (pr.result != NP_RELAY_DONE) {
 		cli_err("%s: connection %s: %s", host,
 		    pr.st.err_side == 2 ? "to the device lost" :

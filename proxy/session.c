@@ -1794,6 +1794,7 @@ np_session_open(struct np_cli *cli, const struct np_target *t,
 		goto out;
 	}
 	out->expires = ok.expires;
+	out->tunnel = w->tunnel;
 	if ((r = sr_join(x, t, &s, &out->fd)) != NP_OK) {
 		goto out;
 	}

@@ -255,6 +255,8 @@ struct np_session {
 	struct np_srec *seal;	    /* client -> device */
 	struct np_srec *open;	    /* device -> client */
 	int cipher;		    /* NP_SREC_* agreed, or NP_SREC_NONE */
+	int tunnel;		    /* np tunnel: the local side is a TCP
+				       connection, not ssh */
 };
 
 /* What a session is for. */
