@@ -13,6 +13,7 @@
 #include "box.h"
 #include "cpc.h"
 #include "err.h"
+#include "notify.h"
 #include "ev.h"
 #include "key.h"
 #include "log.h"
@@ -153,6 +154,11 @@ srd_setup(struct srd *d, const struct srd_opts *o)
 	if ((r = srd_ctl_start(d)) != NP_OK) {
 		np_error_r(r, "cannot set up the control-plane client");
 		return r;
+	}
+	/* Type=notify: the session ports are open (the control plane
+	 * connects in the background and reconnects by itself). */
+	if (np_notify("READY=1") != NP_OK) {
+		np_warn("cannot tell systemd that np-srd is ready");
 	}
 	return NP_OK;
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "notify.h"
 #include "key.h"
 #include "log.h"
 #include "srv.h"
@@ -400,6 +401,10 @@ srv_start(struct srv *s, const struct srv_opts *o)
 	}
 	np_info("listening on %s (port %u), certificate %s", o->conf->listen,
 		port, fp);
+	/* Type=notify: ready once clients can connect. */
+	if (np_notify("READY=1") != NP_OK) {
+		np_warn("cannot tell systemd that the server is ready");
+	}
 	return NP_OK;
 }
 
