@@ -31,7 +31,7 @@
 #define DEV_DEFAULT_DEVICE "default"
 #define DEV_DEFAULT_SSHD_HOST "127.0.0.1"
 #define DEV_DEFAULT_SSHD_PORT "22"
-#define DEV_DEFAULT_STATE_DIR "/var/lib/noports"
+#define DEV_DEFAULT_STATE_DIR "/var/lib/noports/device"
 #define DEV_SEEN_FILE "deviced.seen"
 #define DEV_DEFAULT_KEY_TTL 30
 #define DEV_DEFAULT_MAX_SESSIONS 64

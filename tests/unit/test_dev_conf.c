@@ -68,7 +68,7 @@ START_TEST(test_defaults)
 	ck_assert_int_eq(c.key_ttl, 30);
 	ck_assert_int_eq(c.keymode, DEV_KEYMODE_SPOOL);
 	ck_assert_str_eq(c.spool_dir, "/var/lib/noports/spool");
-	ck_assert_str_eq(c.state_dir, "/var/lib/noports");
+	ck_assert_str_eq(c.state_dir, "/var/lib/noports/device");
 	ck_assert_str_eq(c.known_identities,
 	    "/etc/noports/known_identities");
 	ck_assert_int_eq(c.max_sessions, 64);
