@@ -40,20 +40,35 @@ run scp lab_in client timeout 60 scp -q -F "$LAB/ssh_config" \
 expect_rc 0 "scp through both NATs"
 expect_eq "$want" "$(sha256sum <"$T/blob.copy" | cut -d' ' -f1)" "scp copy"
 
-# Nothing readable in the middle: the capture holds the sessions (their
-# bytes, ssh's version banners) but not the marker the user typed and
-# read back, nor any control-plane message in clear.
+# Nothing readable in the middle: the capture holds the sessions' bytes
+# but not the marker the user typed and read back, nor any control-plane
+# message in clear, nor even ssh's version banners (relay encryption is on
+# by default: the rendezvous and the network see only records).
 kill -TERM "$TCPDUMP"
 wait_exit "$TCPDUMP" 10 || fail "tcpdump did not stop"
 size=$(stat -c %s "$T/inet.pcap")
 [ "$size" -gt $((16 << 20)) ] ||
     fail "the capture holds only $size bytes: it missed the sessions"
-grep -aq 'SSH-2.0-' "$T/inet.pcap" || fail "no ssh banner in the capture (control)"
 ! grep -aq "$marker" "$T/inet.pcap" ||
     fail "the marker crossed the internet in clear"
 ! grep -aEq '"t" *: *"(hello|auth|send|deliver)"|np\.session\.req' "$T/inet.pcap" ||
     fail "a control-plane message crossed the internet in clear"
-log "capture: $size bytes on the internet bridge, no marker, no clear control message"
+! grep -aq 'SSH-2.0-' "$T/inet.pcap" ||
+    fail "an ssh banner crossed the internet outside relay records"
+log "capture: $size bytes on the internet bridge, no marker, no clear control message, no ssh banner"
+# Control: with RelayEncryption no, the same capture sees ssh's banner,
+# so the capture does look at the sessions' bytes.
+bg tcpdump2 ip netns exec "$NS_INET" tcpdump -i br0 -U -s 0 -Z root -w "$T/inet2.pcap"
+TCPDUMP2=$BGPID
+wait_for 10 grep -q 'listening on' "$T/tcpdump2.log" || fail "tcpdump did not start"
+echo "RelayEncryption no" >>"$LAB/client.conf"
+run plain lssh "$LAB_HOST" true
+expect_rc 0 "ssh with RelayEncryption no"
+sed -i '/^RelayEncryption no$/d' "$LAB/client.conf"
+kill -TERM "$TCPDUMP2"
+wait_exit "$TCPDUMP2" 10 || fail "tcpdump did not stop"
+grep -aq 'SSH-2.0-' "$T/inet2.pcap" ||
+    fail "no ssh banner in the capture of a plain session (control)"
 
 # The rendezvous saw both sides come from the routers' outside addresses
 # (the NATs), never from the LAN addresses behind them.

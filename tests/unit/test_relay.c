@@ -494,9 +494,29 @@ slow_reader(void (*mk)(int[2]), uint64_t bound)
 			 NP_OK);
 	peer_masks(&pa);
 	peer_masks(&pb);
-	run_for(ev, 400);
-	mid = np_relay_stats(res.r)->a_to_b;
-	mid_sent = pa.sent;
+	/*
+	 * Until the buffers are full and nothing moves for 300 ms (TCP
+	 * autotuning grows them for a while, slower on a loaded machine),
+	 * at most 15 s.
+	 */
+	{
+		uint64_t end = np_now_mono_ms() + 15000;
+		int quiet = 0;
+
+		mid = mid_sent = UINT64_MAX;
+		while (quiet < 3 && np_now_mono_ms() < end) {
+			run_for(ev, 100);
+			if (np_relay_stats(res.r)->a_to_b == mid &&
+			    pa.sent == mid_sent) {
+				quiet++;
+			} else {
+				quiet = 0;
+				mid = np_relay_stats(res.r)->a_to_b;
+				mid_sent = pa.sent;
+			}
+		}
+		ck_assert_int_eq(quiet, 3);
+	}
 	run_for(ev, 300);
 	/* Stalled: nothing more written or read, the writer blocked. */
 	ck_assert_uint_eq(np_relay_stats(res.r)->a_to_b, mid);
