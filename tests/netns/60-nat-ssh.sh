@@ -58,13 +58,15 @@ size=$(stat -c %s "$T/inet.pcap")
 log "capture: $size bytes on the internet bridge, no marker, no clear control message, no ssh banner"
 # Control: with RelayEncryption no, the same capture sees ssh's banner,
 # so the capture does look at the sessions' bytes.
-bg tcpdump2 ip netns exec "$NS_INET" tcpdump -i br0 -U -s 0 -Z root -w "$T/inet2.pcap"
+bg tcpdump2 ip netns exec "$NS_INET" tcpdump -i br0 --immediate-mode -U -s 0 -Z root \
+    -w "$T/inet2.pcap"
 TCPDUMP2=$BGPID
 wait_for 10 grep -q 'listening on' "$T/tcpdump2.log" || fail "tcpdump did not start"
 echo "RelayEncryption no" >>"$LAB/client.conf"
 run plain lssh "$LAB_HOST" true
 expect_rc 0 "ssh with RelayEncryption no"
 sed -i '/^RelayEncryption no$/d' "$LAB/client.conf"
+sleep 1 # tcpdump writes what it has seen
 kill -TERM "$TCPDUMP2"
 wait_exit "$TCPDUMP2" 10 || fail "tcpdump did not stop"
 grep -aq 'SSH-2.0-' "$T/inet2.pcap" ||
