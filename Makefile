@@ -4,6 +4,7 @@
 #   make check-sanitize  the unit and integration tests built with ASan+UBSan
 #   make demo       install missing dependencies, run the product end to end
 #   make fuzz       build the libFuzzer targets (clang)
+#   make deb        the Debian packages into build-deb-pkgs/ (packaging/debian)
 #   make install    DESTDIR= PREFIX= (default /usr/local)
 #   SANITIZE=1      build with ASan+UBSan;  V=1  show full command lines
 
@@ -60,7 +61,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(sort $(wildcard tests/tools/*.c))
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRC))
 
-PHONY_EXTRA := tools unit-bins demo-stop bench
+PHONY_EXTRA := tools unit-bins demo-stop bench deb
 .PHONY: $(PHONY_EXTRA) all check check-sanitize unit integration fuzz fuzz-smoke demo install clean deps \
 	format tidy
 all: $(BINS)
@@ -186,6 +187,9 @@ bench: deps all tools
 # Stops the lab that `make demo` left running.
 demo-stop:
 	$(Q)tests/lab/down "$${NP_DEMO_DIR:-/tmp/noports-demo}"
+
+deb: deps
+	$(Q)scripts/make-deb build-deb-pkgs
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/sbin

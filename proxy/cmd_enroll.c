@@ -16,7 +16,7 @@
 #include "key.h"
 
 #define ENROLL_USAGE "np enroll @name --token TOKEN [--server HOST:PORT] " \
-	"[--fingerprint SHA256:...]"
+	"[--fingerprint SHA256:...] [--key KEYFILE]"
 #define TOKEN_MAX 128
 
 struct enroll_args {
@@ -24,6 +24,7 @@ struct enroll_args {
 	const char *token;
 	const char *server;
 	const char *fp;
+	const char *key; /* --key FILE: another identity's key file */
 };
 
 /* 0: parsed; otherwise the exit code. */
@@ -34,6 +35,7 @@ enroll_opts(int argc, char **argv, struct enroll_args *a)
 		{ "token", required_argument, NULL, 't' },
 		{ "server", required_argument, NULL, 's' },
 		{ "fingerprint", required_argument, NULL, 'f' },
+		{ "key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -50,6 +52,9 @@ enroll_opts(int argc, char **argv, struct enroll_args *a)
 			break;
 		case 'f':
 			a->fp = optarg;
+			break;
+		case 'k':
+			a->key = optarg;
 			break;
 		case 'h':
 			printf("usage: %s\n", ENROLL_USAGE);
@@ -148,6 +153,18 @@ cmd_enroll(struct np_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	rc = NP_EXIT_FAIL;
+	/* A daemon's key (np-deviced, np-srd): enrolled from its own file;
+	 * no client config is written for it. */
+	if (a.key != NULL) {
+		free(cli->cfg.identity_file);
+		if ((cli->cfg.identity_file = strdup(a.key)) == NULL) {
+			cli_err("out of memory");
+			goto out;
+		}
+		free(cli->cfg.identity); /* ours, not the daemon's */
+		cli->cfg.identity = NULL;
+		cli->config_exists = 1;
+	}
 	if (cli_load_key(cli, &k) != NP_OK) {
 		goto out;
 	}
