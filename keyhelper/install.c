@@ -36,9 +36,17 @@ struct kh_opts {
 	const char *session;
 	const char *spool;
 	int verbose;
+	int help;
 };
 
 enum { OPT_USER = 256, OPT_KEY, OPT_EXPIRES, OPT_SESSION };
+
+#define INSTALL_USAGE "usage: np-keyhelper install [-v] " \
+	"[-f AUTHORIZED_KEYS] [--user USER]\n" \
+	"    --key 'ssh-ed25519 BASE64' --expires UNIX_SECONDS --session SID\n"
+#define SWEEP_USAGE "usage: np-keyhelper sweep [-v] " \
+	"[-f AUTHORIZED_KEYS] [--user USER]\n" \
+	"       np-keyhelper sweep [-v] -s SPOOLDIR\n"
 
 static const struct option longopts[] = {
     {"file", required_argument, NULL, 'f'},
@@ -48,6 +56,7 @@ static const struct option longopts[] = {
     {"session", required_argument, NULL, OPT_SESSION},
     {"spool", required_argument, NULL, 's'},
     {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
@@ -58,8 +67,12 @@ parse_opts(int argc, char **argv, struct kh_opts *o)
 
 	memset(o, 0, sizeof(*o));
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+f:s:v", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+f:s:vh", longopts, NULL)) !=
+	    -1) {
 		switch (ch) {
+		case 'h':
+			o->help = 1;
+			break;
 		case 'f':
 			o->file = optarg;
 			break;
@@ -193,12 +206,12 @@ kh_install(int argc, char **argv)
 	int r;
 
 	np_log_init("np-keyhelper", 0, NP_LOG_INFO);
-	if (parse_opts(argc, argv, &o) != NP_OK || o.spool != NULL) {
-		fprintf(stderr,
-			"usage: np-keyhelper install [-v] "
-			"[-f AUTHORIZED_KEYS] [--user USER]\n"
-			"    --key 'ssh-ed25519 BASE64' --expires UNIX_SECONDS "
-			"--session SID\n");
+	if ((r = parse_opts(argc, argv, &o)) == NP_OK && o.help) {
+		fputs(INSTALL_USAGE, stdout);
+		return KH_EXIT_OK;
+	}
+	if (r != NP_OK || o.spool != NULL) {
+		fputs(INSTALL_USAGE, stderr);
 		return KH_EXIT_USAGE;
 	}
 	if (install_entry(&o, &e, now) != NP_OK ||
@@ -226,12 +239,14 @@ kh_sweep(int argc, char **argv)
 	int r;
 
 	np_log_init("np-keyhelper", 0, NP_LOG_INFO);
-	if (parse_opts(argc, argv, &o) != NP_OK || o.key != NULL ||
+	if ((r = parse_opts(argc, argv, &o)) == NP_OK && o.help) {
+		fputs(SWEEP_USAGE, stdout);
+		return KH_EXIT_OK;
+	}
+	if (r != NP_OK || o.key != NULL ||
 	    o.expires != NULL || o.session != NULL ||
 	    (o.spool != NULL && (o.file != NULL || o.user != NULL))) {
-		fprintf(stderr, "usage: np-keyhelper sweep [-v] "
-				"[-f AUTHORIZED_KEYS] [--user USER]\n"
-				"       np-keyhelper sweep [-v] -s SPOOLDIR\n");
+		fputs(SWEEP_USAGE, stderr);
 		return KH_EXIT_USAGE;
 	}
 	if (o.spool != NULL) {

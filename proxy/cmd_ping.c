@@ -98,7 +98,12 @@ ping_run(struct np_cli *cli, const struct np_target *t, int no_relay)
 		goto out;
 	}
 	r = np_diag_ping(x, t, pk[0], &pong, why, sizeof(why));
-	if (r == NP_OK) {
+	if (r == NP_OK && strcmp(pong.devices, "-") != 0 && !pong.has_device) {
+		/* It answered, but serves no device of that name. */
+		cli_err("%s: %s answered, but serves no device '%s' (it "
+		    "serves: %s)", t->host, t->ident, t->device, pong.devices);
+		r = NP_ERR_NOT_FOUND;
+	} else if (r == NP_OK) {
 		printf("%s (%s): np-deviced %s, devices: %s, features: %s, "
 		    "rtt %llu ms\n", t->host, t->ident, pong.version,
 		    pong.devices, pong.features,
@@ -133,10 +138,14 @@ cmd_ping(struct np_cli *cli, int argc, char **argv)
 		printf("usage: %s\n", PING_USAGE);
 		return NP_EXIT_OK;
 	}
-	/* --no-relay: the device only (scripts that wait for a device). */
+	/* --no-relay: the device only (scripts that wait for a device);
+	 * before or after DEVICE. */
 	if (argc == 3 && strcmp(argv[1], "--no-relay") == 0) {
 		no_relay = 1;
 		argv++;
+		argc--;
+	} else if (argc == 3 && strcmp(argv[2], "--no-relay") == 0) {
+		no_relay = 1;
 		argc--;
 	}
 	if (cli->ev == NULL || argc != 2 || argv[1][0] == '-') {

@@ -165,6 +165,14 @@ expect_match "client 127\.0\.0\.1:[0-9]+ device - c>d 0 d>c 0 .*end expired" \
 lab_alive "$LAB" np-srd || fail "np-srd died"
 run ping2 nping "$LAB_HOST"
 expect_rc 0 "np ping after the expiry"
+# A device name the identity does not serve: it answers, np ping says so.
+run ping3 nping --no-relay "web.$LAB_HOST"
+expect_rc 1 "np ping of a device name not served"
+expect_match "answered, but serves no device 'web' \(it serves: default\)" "$ERR" \
+    "np ping names the devices served"
+run ping4 nping "$LAB_HOST" --no-relay
+expect_rc 0 "np ping DEVICE --no-relay"
+expect_eq 1 "$(printf '%s\n' "$OUT" | grep -c .)" "--no-relay: the device line only"
 
 # 4. The identity key readable by others.
 chmod 0644 "$KEY"
