@@ -850,10 +850,11 @@ sess_keys(struct dev_sess *s, const struct dev_req *q)
 
 static struct dev_sess *
 sess_new(struct dev *d, const char *from, const uint8_t pk[NP_PK_LEN],
-    const struct dev_req *q)
+    const struct dev_req *q, const char **why)
 {
 	struct dev_sess *s;
 
+	*why = "device error";
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		return NULL;
 	}
@@ -877,8 +878,13 @@ sess_new(struct dev *d, const char *from, const uint8_t pk[NP_PK_LEN],
 	}
 	sess_link(d, s);
 	if ((s->kx_sk = sodium_malloc(DEV_KX_LEN)) == NULL ||
-	    crypto_kx_keypair(s->kx_pk, s->kx_sk) != 0 ||
-	    (q->enc && sess_keys(s, q) != NP_OK)) {
+	    crypto_kx_keypair(s->kx_pk, s->kx_sk) != 0) {
+		sess_free(s);
+		return NULL;
+	}
+	if (q->enc && sess_keys(s, q) != NP_OK) {
+		/* A low-order kx point, or OpenSSL without the cipher. */
+		*why = "unusable key exchange value or relay cipher";
 		sess_free(s);
 		return NULL;
 	}
@@ -912,8 +918,7 @@ dev_sess_start(struct dev *d, const char *from, const uint8_t pk[NP_PK_LEN],
 		*why = "session id in use";
 		return NP_ERR_EXISTS;
 	}
-	if ((s = sess_new(d, from, pk, q)) == NULL) {
-		*why = "device error";
+	if ((s = sess_new(d, from, pk, q, why)) == NULL) {
 		return NP_ERR_ALLOC;
 	}
 	/* Connections first (sshd refusing at once is known before the

@@ -784,7 +784,8 @@ open_in(struct np_relay *r, int i)
 	if (d->eof) {
 		return x_error(r, rside(i), EPROTO,
 		    "the relay stream ended without its final record "
-		    "(truncated)");
+		    "(truncated: the other end failed or stopped, or the "
+		    "stream was cut)");
 	}
 	do {
 		n = read(d->rfd, x->buf + x->have, NP_RELAY_XBUF - x->have);
@@ -806,12 +807,16 @@ pump_open(struct np_relay *r, int i)
 {
 	struct rdir *d = &r->d[i];
 	struct xdir *x = d->x;
-	uint64_t start = r->st.a_to_b + r->st.b_to_a;
+	uint64_t start = r->st.a_to_b + r->st.b_to_a, opened = 0;
+	uint32_t before;
 
 	if (x_buf(r, x, rside(i)) != P_OK) {
 		return P_ERR;
 	}
-	while (r->st.a_to_b + r->st.b_to_a - start < RELAY_BUDGET) {
+	/* Both what was written and what was opened count (a peer sending
+	 * empty records writes nothing but costs work). */
+	while (r->st.a_to_b + r->st.b_to_a - start < RELAY_BUDGET &&
+	    opened < RELAY_BUDGET) {
 		d->want = W_NONE;
 		if (x->iovi < x->niov) {
 			if (open_out(r, i) != P_OK) {
@@ -826,9 +831,11 @@ pump_open(struct np_relay *r, int i)
 			dir_end(r, i);
 			return P_OK;
 		}
+		before = x->parsed;
 		if (open_records(r, i) != P_OK) {
 			return P_ERR;
 		}
+		opened += x->parsed - before;
 		if (x->niov > 0 || x->final) {
 			continue;
 		}
@@ -839,7 +846,14 @@ pump_open(struct np_relay *r, int i)
 			return P_OK;
 		}
 	}
-	d->want = x->iovi < x->niov ? W_WRITE : W_READ;
+	/*
+	 * Out of budget.  Work already in hand (plaintexts to write, the
+	 * final record, records read but not opened yet) must not wait for
+	 * the input to become readable again, which it may never do: ask for
+	 * the output instead, which comes back at once when it has room.
+	 */
+	d->want = x->iovi < x->niov || x->final ||
+	    x->have - x->parsed >= NP_SREC_HDR ? W_WRITE : W_READ;
 	return P_OK;
 }
 

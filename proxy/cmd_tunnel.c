@@ -421,6 +421,9 @@ accept_pause(struct tun *tn)
 	}
 	tn->pause_timer = np_ev_timer_add(tn->cli->ev, TUNNEL_PAUSE_MS,
 	    accept_resume, tn);
+	if (tn->pause_timer == 0) {
+		accept_resume(tn->cli->ev, 0, tn); /* no timer: no pause */
+	}
 }
 
 static void kid_add(struct tun *, pid_t);

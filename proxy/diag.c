@@ -81,15 +81,21 @@ pong_list(struct json_object *o, const char *k, const char *want,
 		return;
 	}
 	n = json_object_array_length(v);
+	/* Membership over the whole list (the device allows 64 names);
+	 * only the text shown is capped. */
+	for (i = 0; want != NULL && i < n && i < 4 * NP_PONG_LIST_MAX; i++) {
+		e = json_object_array_get_idx(v, i);
+		if (json_object_is_type(e, json_type_string) &&
+		    strcmp(json_object_get_string(e), want) == 0) {
+			*has = 1;
+		}
+	}
 	for (i = 0; i < n && i < NP_PONG_LIST_MAX && off + 1 < outlen; i++) {
 		e = json_object_array_get_idx(v, i);
 		if (!json_object_is_type(e, json_type_string)) {
 			continue;
 		}
 		raw = json_object_get_string(e);
-		if (want != NULL && strcmp(raw, want) == 0) {
-			*has = 1;
-		}
 		if ((s = cli_sanitize(raw)) == NULL) {
 			continue;
 		}

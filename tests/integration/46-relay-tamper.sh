@@ -176,14 +176,24 @@ filter --dump "$T/wire"
 down_once cleand2
 cmp -s "$T/cleand2.got" "$T/payload" || fail "second clean download differs"
 w=$(($(stat -c %s "$T/wire") - 20)) # the down stream: all but our final
+ncut=0
 for cut in 0 3 30 32000 100000 200000 $((w - 21)) $((w - 20)) $((w - 1)); do
 	filter --side c --dir down --cut "$cut"
 	down_once "t$cut"
-	expect_eq 1 "$RC" "cut at $cut: np exit"
 	is_prefix "$T/t$cut.got" || fail "cut at $cut: changed bytes delivered"
+	# The record layout varies from run to run (records are what one
+	# read gave the sealer), so a cut near the end may fall past it.
+	if ! grep -q "cut at $cut" "$T/tamper.log"; then
+		expect_eq 0 "$RC" "no cut at $cut (the stream was shorter): np exit"
+		cmp -s "$T/t$cut.got" "$T/payload" || fail "uncut stream at $cut differs"
+		continue
+	fi
+	ncut=$((ncut + 1))
+	expect_eq 1 "$RC" "cut at $cut: np exit"
 	expect_match "truncated|connection to the device lost" "$(cat "$T/t$cut.log")" \
 	    "cut at $cut: the reason"
 done
+[ "$ncut" -ge 7 ] || fail "only $ncut of 9 cuts fell inside the stream"
 
 # 4. ssh: encrypted by default; a flip is caught by the records.
 filter

@@ -14,7 +14,8 @@
 command -v dpkg-buildpackage >/dev/null || skip "dpkg-buildpackage missing (scripts/install-deps installs dpkg-dev and debhelper)"
 command -v unshare >/dev/null || skip "unshare missing (util-linux)"
 case $BUILD in *-san) skip "the packages are built and checked by make check, not per sanitizer build" ;; esac
-unshare -m true 2>/dev/null || skip "cannot make a mount namespace here"
+unshare -m -n -p -f --mount-proc true 2>/dev/null ||
+    skip "cannot make mount, network and PID namespaces here"
 
 log "building the packages"
 "$TOP/scripts/make-deb" "$T/debs" >"$T/make-deb.out" 2>&1 ||
@@ -33,8 +34,10 @@ for d in "$T"/debs/noports-{client,device,server}_*.deb; do
 done
 
 mkdir -p "$T/root"
-unshare -m -n --propagation private bash "$TOP/tests/packaging/inside.sh" \
-    "$T" "$TOP" >"$T/inside.log" 2>&1
+# A PID namespace too, so that stopping the packages' daemons by user
+# can never reach this machine's own processes.
+unshare -m -n -p -f --mount-proc --propagation private \
+    bash "$TOP/tests/packaging/inside.sh" "$T" "$TOP" >"$T/inside.log" 2>&1
 rc=$?
 sed 's/^/  /' "$T/inside.log" | tail -n 60
 [ "$rc" = 0 ] || fail "the installed packages failed a check (above)"

@@ -25,6 +25,9 @@ for d in etc usr var; do
 	    die "cannot overlay /$d"
 done
 ip link set lo up || die "no loopback in the network namespace"
+# A /run of our own: nothing reaches this machine's systemd or services.
+mount -t tmpfs -o mode=0755 tmpfs /run || die "cannot mount a tmpfs on /run"
+mkdir -p /run/sshd /run/lock
 # Maintainer scripts must not touch this machine's services.
 printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
 chmod 0755 /usr/sbin/policy-rc.d
@@ -199,7 +202,6 @@ Allow @client users=nptest
 RendezvousHost 127.0.0.1
 CONF
 cond np-deviced || die "np-deviced's ExecCondition fails once configured"
-mkdir -p /run/sshd
 /usr/sbin/sshd -D -e >"$T/sshd.log" 2>&1 &
 PIDS+=($!)
 waitport 22 || die "sshd did not listen: $(cat "$T/sshd.log")"

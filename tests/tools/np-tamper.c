@@ -14,7 +14,8 @@
  * at offset OFF of that stream, --cut OFF closes both connections once
  * OFF bytes of it have passed.  --dump FILE appends every relayed byte
  * (both directions, after the lines) of the tampered side to FILE, so a
- * test can look for plaintext on the wire.  Prints "ready PORT" on stdout
+ * test can look for plaintext on the wire.  Says "np-tamper: flipped OFF"
+ * or "np-tamper: cut at OFF" on stderr when it did.  Prints "ready PORT" on stdout
  * once listening (LISTEN_PORT 0 picks one).
  */
 #include <sys/socket.h>
@@ -113,6 +114,7 @@ serve(const struct opts *o, int a)
 {
 	char line[256], buf[65536];
 	struct pollfd p[2];
+	int fds[2];
 	long long off[2] = { 0, 0 }; /* 0: up (a -> b), 1: down */
 	int b, mine, d, i, open_dirs = 3;
 	FILE *dump = NULL;
@@ -133,11 +135,14 @@ serve(const struct opts *o, int a)
 		dump = fopen(o->dump, "a");
 	}
 	d = o->up ? 0 : 1;
-	p[0].fd = a;
-	p[1].fd = b;
+	fds[0] = a;
+	fds[1] = b;
 	while (open_dirs != 0) {
-		p[0].events = (open_dirs & 1) ? POLLIN : 0;
-		p[1].events = (open_dirs & 2) ? POLLIN : 0;
+		/* A finished direction is not polled at all (a closed
+		 * socket would report POLLHUP for ever). */
+		p[0].fd = (open_dirs & 1) ? a : -1;
+		p[1].fd = (open_dirs & 2) ? b : -1;
+		p[0].events = p[1].events = POLLIN;
 		if (poll(p, 2, -1) < 0) {
 			if (errno == EINTR) {
 				continue;
@@ -145,12 +150,13 @@ serve(const struct opts *o, int a)
 			break;
 		}
 		for (i = 0; i < 2; i++) {
-			if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (!(open_dirs & (1 << i)) ||
+			    !(p[i].revents & (POLLIN | POLLHUP | POLLERR))) {
 				continue;
 			}
-			n = recv(p[i].fd, buf, sizeof(buf), 0);
+			n = recv(fds[i], buf, sizeof(buf), 0);
 			if (n <= 0) {
-				shutdown(p[1 - i].fd, SHUT_WR);
+				shutdown(fds[1 - i], SHUT_WR);
 				open_dirs &= ~(1 << i);
 				continue;
 			}
@@ -158,21 +164,25 @@ serve(const struct opts *o, int a)
 			    off[i] + n >= o->cut) {
 				n = (ssize_t)(o->cut - off[i]);
 				if (n > 0) {
-					(void)write_all(p[1 - i].fd, buf,
+					(void)write_all(fds[1 - i], buf,
 					    (size_t)n);
 				}
+				fprintf(stderr, "np-tamper: cut at %lld\n",
+				    o->cut);
 				exit(0); /* both connections close */
 			}
 			if (mine && i == d && o->flip >= off[i] &&
 			    o->flip < off[i] + n) {
 				buf[o->flip - off[i]] ^= 0x01;
+				fprintf(stderr, "np-tamper: flipped %lld\n",
+				    o->flip);
 			}
 			if (dump != NULL) {
 				fwrite(buf, 1, (size_t)n, dump);
 				fflush(dump);
 			}
 			off[i] += n;
-			if (write_all(p[1 - i].fd, buf, (size_t)n) != 0) {
+			if (write_all(fds[1 - i], buf, (size_t)n) != 0) {
 				exit(0);
 			}
 		}
