@@ -183,6 +183,7 @@ bench: deps all tools
 	$(Q)BUILD=$(BUILD) bench/run
 	$(Q)BUILD=$(BUILD) bench/ssh-latency
 	$(Q)BUILD=$(BUILD) bench/tunnel
+	$(Q)BUILD=$(BUILD) bench/footprint
 
 # Stops the lab that `make demo` left running.
 demo-stop:
