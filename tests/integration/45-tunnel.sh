@@ -32,6 +32,10 @@ socat TCP-LISTEN:"$ECHO",bind=127.0.0.1,fork,reuseaddr EXEC:cat \
     >"$T/echo.log" 2>&1 &
 PIDS+=($!)
 
+# Each tunnelled connection is a rendezvous session of its own: 50 at
+# once from one identity is more than np-srd's default of 32 unfinished
+# sessions per identity (its answer, "too many sessions", would close some).
+LAB_SRD_EXTRA="MaxSessionsPerIdentity 128" \
 LAB_DEVICED_EXTRA="PermitOpen localhost:$HTTP 127.0.0.1:$ECHO [::1]:$HTTP6
 PermitOpen 127.0.0.1:$DOWN" lab_up
 NP="$BUILD/np -F $LAB/client.conf"

@@ -193,7 +193,8 @@ for cut in 0 3 30 32000 100000 200000 $((w - 21)) $((w - 20)) $((w - 1)); do
 	expect_match "truncated|connection to the device lost" "$(cat "$T/t$cut.log")" \
 	    "cut at $cut: the reason"
 done
-[ "$ncut" -ge 7 ] || fail "only $ncut of 9 cuts fell inside the stream"
+# The six early ones always do; the three near the end may not.
+[ "$ncut" -ge 6 ] || fail "only $ncut of 9 cuts fell inside the stream"
 
 # 4. ssh: encrypted by default; a flip is caught by the records.
 filter
