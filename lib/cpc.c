@@ -95,6 +95,8 @@ struct np_cpc {
 	uint64_t ka_timer;
 	uint32_t ka_rid;
 	unsigned attempt;
+	unsigned early_retries;	/* see cpc_early_retry */
+	int early_wait;		/* the retry timer is an early retry's */
 	uint64_t t0;
 	uint32_t mask;	/* registered with ev; 0: fd not registered */
 	uint32_t want;	/* what the last TLS AGAIN (handshake/read) needs */
@@ -431,6 +433,7 @@ cpc_retry_cb(struct np_ev *ev, uint64_t id, void *arg)
 
 	cpc_enter(c);
 	c->retry_timer = 0;
+	c->early_wait = 0;
 	if (c->started && c->state == CPC_WAIT) {
 		cpc_attempt(c);
 	}
@@ -445,6 +448,40 @@ cpc_err_is_auth(int err)
 }
 
 /*
+ * A client that does not reconnect (np, the CLI) still tries again when
+ * np-server closed the connection after TCP was up and before it was
+ * authenticated: that is what np-server does to the least advanced
+ * unauthenticated connection of an address at MaxUnauthPerSource, and a
+ * burst of clients behind one NAT address (np tunnel's connections,
+ * ansible's parallel ssh) meets it.  A few tries, each after a random
+ * pause, so that the burst spreads out.
+ */
+static int
+cpc_early_retry(struct np_cpc *c, int err, int fatal, enum cpc_state was)
+{
+	uint32_t delay;
+
+	if (fatal || c->reconnect || !c->started || err != NP_ERR_CLOSED ||
+	    was < CPC_HANDSHAKE || was == CPC_UP ||
+	    c->early_retries >= NP_CPC_EARLY_RETRIES) {
+		return 0;
+	}
+	delay = np_cpc_backoff(NP_CPC_EARLY_RETRY_MS, NP_CPC_EARLY_RETRY_MS <<
+	    NP_CPC_EARLY_RETRIES, c->early_retries);
+	c->early_retries++;
+	np_debug("closed by the server before authentication; trying again "
+	    "in %u ms", (unsigned)delay);
+	c->state = CPC_WAIT;
+	c->retry_timer = np_ev_timer_add(c->ev, delay, cpc_retry_cb, c);
+	if (c->retry_timer == 0) {
+		c->state = CPC_IDLE;
+		return 0;
+	}
+	c->early_wait = 1;
+	return 1;
+}
+
+/*
  * The connection (or the attempt) ended with err.  Fatal errors, or
  * reconnect off, stop the client; otherwise a retry is scheduled.  Runs
  * the pending callbacks and the state callback.
@@ -452,11 +489,16 @@ cpc_err_is_auth(int err)
 static void
 cpc_drop(struct np_cpc *c, int err, int fatal)
 {
+	enum cpc_state was = c->state;
 	uint32_t delay;
 	int stopped;
 
 	cpc_close(c, 0);
 	c->last_err = err;
+	if (cpc_early_retry(c, err, fatal, was)) {
+		cpc_fail_pending(c, NP_ERR_CLOSED);
+		return;
+	}
 	stopped = fatal || !c->reconnect || !c->started;
 	if (stopped) {
 		c->started = 0;
@@ -1467,6 +1509,7 @@ np_cpc_stop(struct np_cpc *c)
 	cpc_enter(c);
 	c->started = 0;
 	cpc_timer_clear(c, &c->retry_timer);
+	c->early_wait = 0;
 	if (c->state == CPC_WAIT) {
 		c->state = CPC_IDLE;
 	}
@@ -1531,7 +1574,8 @@ np_cpc_connect_wait(struct np_cpc *c, int timeout_ms)
 		if (c->state == CPC_UP || c->welcomes != welcomes) {
 			return NP_OK;
 		}
-		if (c->state == CPC_IDLE || c->state == CPC_WAIT) {
+		if (c->state == CPC_IDLE ||
+		    (c->state == CPC_WAIT && !c->early_wait)) {
 			return c->last_err != NP_OK ? c->last_err :
 			    NP_ERR_CLOSED;
 		}

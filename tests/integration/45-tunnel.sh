@@ -35,7 +35,11 @@ PIDS+=($!)
 # Each tunnelled connection is a rendezvous session of its own: 50 at
 # once from one identity is more than np-srd's default of 32 unfinished
 # sessions per identity (its answer, "too many sessions", would close some).
-LAB_SRD_EXTRA="MaxSessionsPerIdentity 128" \
+# Each is a control-plane connection of its own too, 50 from one address
+# at once: np-server's MaxUnauthPerSource, lowered from 32 to 8 here,
+# closes the least advanced of them, and those must try again (lib/cpc.c
+# cpc_early_retry) instead of failing their connection.
+LAB_SERVER_EXTRA="MaxUnauthPerSource 8" LAB_SRD_EXTRA="MaxSessionsPerIdentity 128" \
 LAB_DEVICED_EXTRA="PermitOpen localhost:$HTTP 127.0.0.1:$ECHO [::1]:$HTTP6
 PermitOpen 127.0.0.1:$DOWN" lab_up
 NP="$BUILD/np -F $LAB/client.conf"
@@ -108,6 +112,7 @@ done
 n=$(grep -c "connection [0-9]* from" "$T/tun.log")
 [ "$n" -ge 53 ] || fail "np tunnel logged $n connections, want >= 53"
 kill -0 "$TPID" 2>/dev/null || fail "np tunnel died: $(tail "$T/tun.log")"
+log "np-server closed early connections: $(grep -c 'MaxUnauthPerSource' "$LAB/logs/np-server.log") reports"
 
 # 3. Not in PermitOpen: refused, with the device's reason.
 L4=$(free_port)
