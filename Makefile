@@ -178,12 +178,11 @@ fuzz-smoke: fuzz
 demo: deps all
 	$(Q)BUILD=$(BUILD) scripts/demo
 
-# Benchmarks: ratios against anchors measured in the same run (bench/run).
+# Benchmarks: ratios against anchors measured in the same run (bench/all
+# runs every module, then bench/report writes bench/results/latest.md,
+# latest.json and the charts).  BENCH=full for longer runs.
 bench: deps all tools
-	$(Q)BUILD=$(BUILD) bench/run
-	$(Q)BUILD=$(BUILD) bench/ssh-latency
-	$(Q)BUILD=$(BUILD) bench/tunnel
-	$(Q)BUILD=$(BUILD) bench/footprint
+	$(Q)BUILD=$(BUILD) bench/all
 
 # Stops the lab that `make demo` left running.
 demo-stop:
