@@ -156,6 +156,9 @@ struct dev_req {
 	char host[DEV_TUNNEL_HOST_MAX + 1]; /* tunnel: where to connect */
 	int enc;			  /* "enc" offered */
 	int cipher;			  /* our pick of it, NP_SREC_* */
+	uint32_t handoff;		  /* "enc_handoff" of an ssh session,
+					     within NP_SREC_HANDOFF_MIN..MAX;
+					     0: none (or one out of range) */
 };
 
 /*
@@ -188,13 +191,14 @@ const char *dev_req_check(const struct dev_conf *c, const char *from,
     const struct dev_req *q, size_t nsessions);
 
 /*
- * Reply bodies.  ok: {"sid","expires","hostkeys","kx"[,"enc"]} (nothing
- * secret); a tunnel's has no "hostkeys" (nhostkeys 0).  cipher
- * NP_SREC_NONE: no "enc".
+ * Reply bodies.  ok: {"sid","expires","hostkeys","kx"[,"enc"
+ * [,"enc_handoff"]]} (nothing secret); a tunnel's has no "hostkeys"
+ * (nhostkeys 0).  cipher NP_SREC_NONE: no "enc"; handoff 0 (or no
+ * cipher): no "enc_handoff".
  */
 int dev_body_ok(const char *sid, int64_t expires,
     char *const *hostkeys, size_t nhostkeys, const uint8_t kx[DEV_KX_LEN],
-    int cipher, struct json_object **out);
+    int cipher, uint32_t handoff, struct json_object **out);
 /*
  * Our pick from the ciphers a client offers (names, preferred first):
  * its first one we know, except that a CPU without AES instructions

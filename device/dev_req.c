@@ -240,6 +240,30 @@ parse_enc(struct json_object *body, struct dev_req *t)
 	return NP_OK;
 }
 
+/*
+ * "enc_handoff" (ssh sessions only): where the records may end, ssh's
+ * own transport carrying the rest.  One that is not an integer within
+ * NP_SREC_HANDOFF_MIN..MAX is not agreed to (records all the way), and
+ * a tunnel never hands off: its payload may be plain text.
+ */
+static void
+parse_handoff(struct json_object *body, struct dev_req *t)
+{
+	struct json_object *v;
+	int64_t h;
+
+	t->handoff = 0;
+	if (t->tunnel || !t->enc ||
+	    !json_object_object_get_ex(body, "enc_handoff", &v) ||
+	    !json_object_is_type(v, json_type_int)) {
+		return;
+	}
+	h = json_object_get_int64(v);
+	if (h >= NP_SREC_HANDOFF_MIN && h <= NP_SREC_HANDOFF_MAX) {
+		t->handoff = (uint32_t)h;
+	}
+}
+
 /* "mode": absent or "ssh" (user, pubkey), or "tunnel" (host). */
 static int
 parse_mode(struct json_object *body, struct dev_req *t)
@@ -296,6 +320,7 @@ dev_req_parse(struct json_object *body, struct dev_req *q)
 	    parse_enc(body, &t) != NP_OK) {
 		goto out;
 	}
+	parse_handoff(body, &t);
 	dev_body_rt(body, t.rt);
 	*q = t;
 	r = NP_OK;
@@ -420,7 +445,7 @@ add_strings(struct json_object *o, const char *key, const char *const *v,
 int
 dev_body_ok(const char *sid, int64_t expires, char *const *hostkeys,
     size_t nhostkeys, const uint8_t kx[DEV_KX_LEN], int cipher,
-    struct json_object **out)
+    uint32_t handoff, struct json_object **out)
 {
 	struct json_object *o;
 	char b64[NP_PK_B64_MAX];
@@ -443,7 +468,9 @@ dev_body_ok(const char *sid, int64_t expires, char *const *hostkeys,
 	    (r = add(o, "kx", json_object_new_string(b64))) != NP_OK ||
 	    (cipher != NP_SREC_NONE && (r = add(o, "enc",
 	    json_object_new_string(np_srec_cipher_name(cipher)))) !=
-	    NP_OK)) {
+	    NP_OK) ||
+	    (cipher != NP_SREC_NONE && handoff != 0 && (r = add(o,
+	    "enc_handoff", json_object_new_int64(handoff))) != NP_OK)) {
 		json_object_put(o);
 		return r;
 	}

@@ -73,6 +73,8 @@ struct dev_sess {
 	struct np_srec *seal;	/* device -> client, NULL: plain relay */
 	struct np_srec *open;	/* client -> device */
 	int cipher;
+	uint32_t handoff;	/* records for this many bytes each way, then
+				   ssh's own transport; 0: all the way */
 	int tunnel;		/* to host:port instead of sshd */
 	char host[DEV_TUNNEL_HOST_MAX + 1];
 	long port;
@@ -401,6 +403,7 @@ sess_relay(struct dev_sess *s)
 	memset(&o, 0, sizeof(o));
 	o.xf[0] = s->open;	/* a (the rendezvous) -> b (sshd, target) */
 	o.xf[1] = s->seal;
+	o.handoff = s->handoff;
 	if ((r = np_relay_start_ex(d->ev, a, b, &o, relay_done, s,
 	    &s->relay)) != NP_OK) {
 		np_error_r(r, "session %s: cannot start the relay", s->sid);
@@ -788,7 +791,7 @@ sess_reply(struct dev_sess *s, const struct dev_req *q, const char **why)
 	if (s->tunnel) {
 		/* No key to authorize: the relay itself is the session. */
 		if ((r = dev_body_ok(s->sid, s->expires, NULL, 0, s->kx_pk,
-		    s->cipher, &body)) != NP_OK ||
+		    s->cipher, 0, &body)) != NP_OK ||
 		    (r = dev_ctl_send(d, s->from, s->pk, s->rt,
 		    "np.session.ok", s->sid, body)) != NP_OK) {
 			np_error_r(r, "session %s: cannot send the reply",
@@ -814,7 +817,7 @@ sess_reply(struct dev_sess *s, const struct dev_req *q, const char **why)
 	}
 	s->keyed = 1;
 	if ((r = dev_body_ok(s->sid, s->expires, d->hostkeys, d->nhostkeys,
-	    s->kx_pk, s->cipher, &body)) != NP_OK ||
+	    s->kx_pk, s->cipher, s->handoff, &body)) != NP_OK ||
 	    (r = dev_ctl_send(d, s->from, s->pk, s->rt, "np.session.ok",
 	    s->sid, body)) != NP_OK) {
 		np_error_r(r, "session %s: cannot send the reply", s->sid);
@@ -843,6 +846,7 @@ sess_keys(struct dev_sess *s, const struct dev_req *q)
 	    (r = np_srec_new(q->cipher, k + NP_SREC_KEY_LEN, 1, &s->seal)) ==
 	    NP_OK) {
 		s->cipher = q->cipher;
+		s->handoff = q->tunnel ? 0 : q->handoff;
 	}
 	sodium_free(k); /* wipes */
 	return r;
@@ -937,9 +941,10 @@ dev_sess_start(struct dev *d, const char *from, const uint8_t pk[NP_PK_LEN],
 		return NP_OK;
 	}
 	np_info("session %s from %s user %s device %s: accepted, "
-	    "rendezvous %s port %u, key valid %ld s, relay %s", s->sid,
+	    "rendezvous %s port %u, key valid %ld s, relay %s%s", s->sid,
 	    s->from, s->user, s->device, s->sr_host, (unsigned)s->sr_port,
-	    d->conf->key_ttl, np_srec_cipher_name(s->cipher));
+	    d->conf->key_ttl, np_srec_cipher_name(s->cipher),
+	    s->handoff != 0 ? " over ssh's handshake" : "");
 	return NP_OK;
 }
 

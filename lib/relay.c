@@ -11,6 +11,8 @@
  *          each in place and writes the records at once; an opening one
  *          reads records, opens every whole one in place and writev(2)s
  *          their plaintexts, then moves a partial record to the front.
+ *          After a handoff (relay.h) the direction continues as PIPE or
+ *          DIRECT, its keys wiped.
  *
  * Backpressure: a direction either waits for its input (NP_EV_READ on
  * rfd) or, while it holds unwritten bytes, for its output (NP_EV_WRITE on
@@ -49,8 +51,11 @@ struct xdir {
 	uint32_t have, parsed; /* open: buf[0..have) read, [0..parsed) opened */
 	struct iovec iov[XIOV_MAX]; /* open: plaintexts to write */
 	int niov, iovi;
+	uint64_t left;	       /* seal with handoff: bytes before it */
 	uint8_t sealing;
-	uint8_t final;	       /* seal: final record made; open: seen */
+	uint8_t handoff;       /* the ends agreed on a handoff */
+	uint8_t final;	       /* NP_SREC_IS_FINAL / _HANDOFF: seal: made;
+				* open: seen */
 };
 enum { W_NONE = 0, W_READ, W_WRITE };
 enum { P_OK = 0, P_ERR };
@@ -92,6 +97,7 @@ struct np_relay {
 };
 
 static void relay_fd_cb(struct np_ev *, int, uint32_t, void *);
+static void fd_kind(int, uint8_t *, uint8_t *);
 static void timer_cb(struct np_ev *, uint64_t, void *);
 static int arm_timer(struct np_relay *, uint64_t);
 
@@ -572,6 +578,26 @@ x_buf(struct np_relay *r, struct xdir *x, int side)
 	return P_OK;
 }
 
+/*
+ * After the handoff record (sealed and written, or opened and what came
+ * after it written): the records' state goes, keys wiped, and the
+ * direction relays as it is from here.
+ */
+static void
+dir_plain(struct rdir *d)
+{
+	uint8_t rsock, wfifo;
+
+	np_srec_free(d->x->rec); /* cleanses the key schedule */
+	free(d->x->buf);
+	free(d->x);
+	d->x = NULL;
+	fd_kind(d->rfd, &rsock, &d->rfifo);
+	fd_kind(d->wfd, &d->wsock, &wfifo);
+	d->mode = d->rfifo || wfifo ? M_DIRECT : M_PIPE;
+	d->want = W_READ;
+}
+
 /* Read plaintext into the record slots and seal what came. */
 static int
 seal_in(struct np_relay *r, int i)
@@ -585,12 +611,24 @@ seal_in(struct np_relay *r, int i)
 	ssize_t n;
 	int k;
 
+	int nseg = NP_RELAY_XSEGS;
+
 	for (k = 0; k < NP_RELAY_XSEGS; k++) {
 		iov[k].iov_base = x->buf + k * slot + NP_SREC_HDR;
 		iov[k].iov_len = NP_SREC_MAX;
 	}
+	if (x->handoff) { /* no further than the handoff point */
+		for (left = x->left, k = 0; k < NP_RELAY_XSEGS; k++) {
+			if (left <= NP_SREC_MAX) {
+				iov[k].iov_len = left;
+				nseg = k + 1;
+				break;
+			}
+			left -= NP_SREC_MAX;
+		}
+	}
 	do {
-		n = readv(d->rfd, iov, NP_RELAY_XSEGS);
+		n = readv(d->rfd, iov, nseg);
 	} while (n == -1 && errno == EINTR);
 	if (n == 0) {
 		d->eof = 1;
@@ -612,6 +650,9 @@ seal_in(struct np_relay *r, int i)
 		}
 		out += (uint32_t)(n1 + NP_SREC_OVERHEAD);
 		left -= n1;
+	}
+	if (x->handoff) {
+		x->left -= (uint64_t)n;
 	}
 	x->off = 0;
 	x->len = out;
@@ -661,11 +702,24 @@ pump_seal(struct np_relay *r, int i)
 	while (r->st.a_to_b + r->st.b_to_a - start < RELAY_BUDGET) {
 		d->want = W_NONE;
 		if (x->len == 0) {
+			if (x->final == NP_SREC_IS_HANDOFF) {
+				dir_plain(d);
+				return P_OK; /* level-triggered: input wakes it */
+			}
 			if (x->final) {
 				dir_end(r, i);
 				return P_OK;
 			}
-			if (d->eof) {
+			if (x->handoff && x->left == 0 && !d->eof) {
+				if (np_srec_seal(x->rec, x->buf, 0,
+				    NP_SREC_IS_HANDOFF) != NP_OK) {
+					return x_error(r, rside(i), EPROTO,
+					    "cannot seal the handoff record");
+				}
+				x->final = NP_SREC_IS_HANDOFF;
+				x->off = 0;
+				x->len = NP_SREC_OVERHEAD;
+			} else if (d->eof) {
 				if (np_srec_seal(x->rec, x->buf, 0, 1) !=
 				    NP_OK) {
 					return x_error(r, rside(i), EPROTO,
@@ -709,7 +763,7 @@ open_records(struct np_relay *r, int i)
 	int final, e;
 
 	x->niov = x->iovi = 0;
-	while (x->niov < XIOV_MAX && !x->final &&
+	while (x->niov < XIOV_MAX - 1 && !x->final &&
 	    x->have - x->parsed >= NP_SREC_HDR) {
 		if (np_srec_header(x->buf + x->parsed, &len, &final) !=
 		    NP_OK) {
@@ -733,11 +787,28 @@ open_records(struct np_relay *r, int i)
 			x->niov++;
 		}
 		x->parsed += (uint32_t)(len + NP_SREC_OVERHEAD);
+		if (final == NP_SREC_IS_HANDOFF) {
+			if (!x->handoff) {
+				return x_error(r, rside(i), EPROTO,
+				    "a relay handoff record the ends did not "
+				    "agree on");
+			}
+			x->final = NP_SREC_IS_HANDOFF;
+			/* What came after it is the stream as it is (the
+			 * loop keeps a slot free for it). */
+			if (x->have > x->parsed) {
+				x->iov[x->niov].iov_base = x->buf + x->parsed;
+				x->iov[x->niov].iov_len = x->have - x->parsed;
+				x->niov++;
+				x->parsed = x->have;
+			}
+			break;
+		}
 		if (final) {
-			x->final = 1;
+			x->final = NP_SREC_IS_FINAL;
 		}
 	}
-	if (x->final && x->parsed != x->have) {
+	if (x->final == NP_SREC_IS_FINAL && x->parsed != x->have) {
 		return x_error(r, rside(i), EPROTO,
 		    "bytes after the final relay record");
 	}
@@ -826,6 +897,10 @@ pump_open(struct np_relay *r, int i)
 				return P_OK;
 			}
 			continue;
+		}
+		if (x->final == NP_SREC_IS_HANDOFF) {
+			dir_plain(d);
+			return P_OK;
 		}
 		if (x->final) {
 			dir_end(r, i);
@@ -1087,6 +1162,8 @@ np_relay_start_ex(struct np_ev *ev, struct np_relay_end a,
 		}
 		r->d[i].mode = M_XFORM;
 		r->d[i].x->sealing = (uint8_t)np_srec_sealing(o->xf[i]);
+		r->d[i].x->handoff = o->handoff != 0;
+		r->d[i].x->left = o->handoff;
 	}
 	r->st.started_ms = r->st.last_io_ms = np_now_mono_ms();
 	if ((ret = update_masks(r)) != NP_OK) {

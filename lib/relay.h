@@ -93,6 +93,15 @@ struct np_relay_opts {
 	 * on failure the caller still does.
 	 */
 	struct np_srec *xf[2];
+	/*
+	 * With records: nonzero lets the ends hand off (an ssh session whose
+	 * ends agreed on it, docs/PROTOCOL.md): a sealing direction seals
+	 * its first handoff bytes, then the handoff record, and from there
+	 * relays the bytes as they are; an opening one accepts the handoff
+	 * record and relays what follows it as it is.  0: records for the
+	 * whole stream, and a handoff record is a bad record.
+	 */
+	uint32_t handoff;
 };
 
 #define NP_RELAY_XSEGS 4 /* records sealed from one read */

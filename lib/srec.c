@@ -166,13 +166,15 @@ np_srec_seal(struct np_srec *s, uint8_t *rec, size_t n, int final)
 	uint8_t nonce[NONCE_LEN], *p = rec + NP_SREC_HDR;
 	int outl = 0;
 
-	if (!s->sealing || s->done || n > NP_SREC_MAX || (final && n != 0)) {
+	if (!s->sealing || s->done || n > NP_SREC_MAX || (final && n != 0) ||
+	    final < 0 || final > NP_SREC_IS_HANDOFF) {
 		return NP_ERR_INVALID;
 	}
 	if (s->ctr == UINT64_MAX) {
 		return NP_ERR_TOO_BIG;
 	}
-	put_u32(rec, (uint32_t)n | (final ? NP_SREC_FINAL : 0));
+	put_u32(rec, (uint32_t)n | (final == NP_SREC_IS_FINAL ? NP_SREC_FINAL :
+	    final == NP_SREC_IS_HANDOFF ? NP_SREC_HANDOFF : 0));
 	nonce_of(s->ctr, nonce);
 	if (EVP_EncryptInit_ex(s->ctx, NULL, NULL, NULL, nonce) != 1 ||
 	    EVP_EncryptUpdate(s->ctx, NULL, &outl, rec, NP_SREC_HDR) != 1 ||
@@ -193,14 +195,14 @@ np_srec_header(const uint8_t hdr[NP_SREC_HDR], size_t *len, int *final)
 {
 	uint32_t v = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
 	    (uint32_t)hdr[2] << 8 | hdr[3];
-	size_t l = v & ~NP_SREC_FINAL;
-	int f = (v & NP_SREC_FINAL) != 0;
+	size_t l = v & ~(NP_SREC_FINAL | NP_SREC_HANDOFF);
+	int f = (v & NP_SREC_FINAL) != 0, h = (v & NP_SREC_HANDOFF) != 0;
 
-	if (l > NP_SREC_MAX || (f && l != 0)) {
+	if (l > NP_SREC_MAX || ((f || h) && l != 0) || (f && h)) {
 		return NP_ERR_PROTO;
 	}
 	*len = l;
-	*final = f;
+	*final = f ? NP_SREC_IS_FINAL : h ? NP_SREC_IS_HANDOFF : 0;
 	return NP_OK;
 }
 

@@ -5,7 +5,8 @@
  *
  * A record is
  *
- *     u32 header (big-endian): bit 31 final, bits 0..30 plaintext length
+ *     u32 header (big-endian): bit 31 final, bit 30 handoff, bits 0..29
+ *     plaintext length
  *     ciphertext (length bytes)
  *     16-byte tag
  *
@@ -18,6 +19,12 @@
  * end the stream: the opener never hands out a byte it has not
  * authenticated in its place (counter = position, so a dropped, repeated
  * or reordered record fails too).
+ *
+ * The handoff record (empty, bit 30), where both ends agreed on it for an
+ * ssh session, ends the records the other way: the bytes after it are
+ * the relayed stream itself, which ssh's own transport protects (the
+ * records covered ssh's banner and key exchange).  An end that did not
+ * agree to it treats it as a bad record.
  *
  * Pure apart from OpenSSL's cipher state; no I/O.
  */
@@ -32,6 +39,15 @@
 #define NP_SREC_OVERHEAD (NP_SREC_HDR + NP_SREC_TAG)
 #define NP_SREC_MAX (32 * 1024)	/* plaintext bytes per record */
 #define NP_SREC_FINAL 0x80000000u
+#define NP_SREC_HANDOFF 0x40000000u
+/* np_srec_seal's final / np_srec_header's and np_srec_open's *final */
+#define NP_SREC_IS_FINAL 1
+#define NP_SREC_IS_HANDOFF 2
+/* Handoff points (bytes each way in records, then the stream as it is):
+ * what np asks for an ssh session, and what np-deviced accepts. */
+#define NP_SREC_HANDOFF_BYTES (64 * 1024)
+#define NP_SREC_HANDOFF_MIN 4096
+#define NP_SREC_HANDOFF_MAX (16 * 1024 * 1024)
 #define NP_SREC_KEY_LEN 32
 
 enum np_srec_cipher {
@@ -68,14 +84,17 @@ void np_srec_free(struct np_srec *s);
  * Seal one record in place: rec[0..4) gets the header, the plaintext at
  * rec + NP_SREC_HDR (n bytes, n <= NP_SREC_MAX; 0 when final) is
  * encrypted, the tag follows it.  The record is NP_SREC_OVERHEAD + n
- * bytes.  NP_ERR_INVALID (n too big, final with data, or after the final
- * record), NP_ERR_TOO_BIG (counter exhausted), NP_ERR_CRYPTO.
+ * bytes.  final: 0, NP_SREC_IS_FINAL or NP_SREC_IS_HANDOFF (both empty;
+ * nothing is sealed after either).  NP_ERR_INVALID (n too big, final with
+ * data, or after the final record), NP_ERR_TOO_BIG (counter exhausted),
+ * NP_ERR_CRYPTO.
  */
 int np_srec_seal(struct np_srec *s, uint8_t *rec, size_t n, int final);
 
 /*
- * The length and final flag of a record header: NP_ERR_PROTO for a
- * length over NP_SREC_MAX or a final record with data.
+ * The length and kind of a record header (*final: 0, NP_SREC_IS_FINAL or
+ * NP_SREC_IS_HANDOFF): NP_ERR_PROTO for a length over NP_SREC_MAX, a
+ * final or handoff record with data, or both bits.
  */
 int np_srec_header(const uint8_t hdr[NP_SREC_HDR], size_t *len,
     int *final);
@@ -85,7 +104,8 @@ int np_srec_header(const uint8_t hdr[NP_SREC_HDR], size_t *len,
  * length from np_srec_header): the plaintext ends up at rec +
  * NP_SREC_HDR.  NP_ERR_CRYPTO when it does not authenticate (its bytes
  * must not be used), NP_ERR_PROTO for a bad header or a record after the
- * final one.  *final is set for the final record.
+ * final one.  *final is set for the final and the handoff record (as in
+ * np_srec_header); nothing opens after either.
  */
 int np_srec_open(struct np_srec *s, uint8_t *rec, size_t len, int *final);
 

@@ -90,6 +90,7 @@ relay_run(struct np_cli *cli, const char *host, struct np_session *s,
 	memset(&o, 0, sizeof(o));
 	o.xf[0] = s->seal;	/* a (ours) -> b (the device) */
 	o.xf[1] = s->open;
+	o.handoff = s->handoff;
 	if ((r = np_relay_start_ex(cli->ev, a, b, &o, proxy_done, pr,
 	    &pr->relay)) != NP_OK) {
 		cli_err("%s: cannot start the relay: %s", host,

@@ -47,10 +47,11 @@ const struct np_conf_kw np_config_table[] = {
 	{ "KeepAlive", NP_CONF_DURATION, offsetof(struct np_config, keepalive),
 	    0, 0, 3600, "TCP keepalive on the relayed connection, seconds "
 	    "(0: off)" },
-	{ "RelayEncryption", NP_CONF_BOOL,
-	    offsetof(struct np_config, relay_encryption), 0, 0, 0,
-	    "wrap ssh sessions' relayed bytes in AEAD records too (tunnels "
-	    "always are)" },
+	{ "RelayEncryption", NP_CONF_STR,
+	    offsetof(struct np_config, relay_encryption_s), 0, 0, 0,
+	    "AEAD records around ssh sessions' relayed bytes: handshake "
+	    "(ssh's banner and key exchange, then ssh's own transport), "
+	    "full (yes) or no; tunnels always have them all the way" },
 	{ "RelayCipher", NP_CONF_STR,
 	    offsetof(struct np_config, relay_cipher), 0, 0, 0,
 	    "auto, aes-256-gcm or chacha20-poly1305" },
@@ -117,6 +118,7 @@ np_config_defaults(struct np_config *cfg)
 	cfg->session_timeout = NP_CONFIG_DEFAULT_SESSION_TIMEOUT;
 	cfg->keepalive = NP_CONFIG_DEFAULT_KEEPALIVE;
 	cfg->relay_encryption = 1;
+	cfg->relay_handoff = 1;
 	if ((r = default_path(&cfg->identity_file, NP_CONFIG_DIR,
 	    "identity.key")) != NP_OK ||
 	    (r = default_path(&cfg->known_identities, NP_CONFIG_DIR,
@@ -278,6 +280,24 @@ config_check(struct np_config *cfg, const char *fname, char *err,
 		snprintf(err, errlen, "%s: ServerFingerprint is not a "
 		    "SHA256:... fingerprint", fname);
 		return NP_ERR_CONF;
+	}
+	cfg->relay_encryption = 1;
+	cfg->relay_handoff = 1;
+	if (cfg->relay_encryption_s != NULL) {
+		const char *v = cfg->relay_encryption_s;
+
+		if (strcasecmp(v, "handshake") == 0) {
+			/* the defaults */
+		} else if (strcasecmp(v, "full") == 0 ||
+		    strcasecmp(v, "yes") == 0) {
+			cfg->relay_handoff = 0;
+		} else if (strcasecmp(v, "no") == 0) {
+			cfg->relay_encryption = cfg->relay_handoff = 0;
+		} else {
+			snprintf(err, errlen, "%s: RelayEncryption must be "
+			    "handshake, full (or yes) or no", fname);
+			return NP_ERR_CONF;
+		}
 	}
 	if (cfg->relay_cipher != NULL &&
 	    strcasecmp(cfg->relay_cipher, "auto") != 0 &&

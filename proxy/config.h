@@ -38,7 +38,10 @@ struct np_config {
 	char *known_hosts;	  /* KnownHosts: the noports known_hosts */
 	long session_timeout;	  /* SessionTimeout, seconds */
 	long keepalive;		  /* KeepAlive, seconds (0: off) */
-	int relay_encryption;	  /* RelayEncryption (ssh sessions) */
+	char *relay_encryption_s; /* RelayEncryption handshake|full|yes|no */
+	int relay_encryption;	  /* from it: 1 records (ssh sessions) */
+	int relay_handoff;	  /* from it: 1 records over ssh's handshake
+				     only (RelayEncryption handshake) */
 	char *relay_cipher;	  /* RelayCipher auto|aes-256-gcm|... */
 	struct np_strlines device_alias; /* DeviceAlias lines */
 	struct np_alias *aliases; /* DeviceAlias, one per line */

@@ -568,7 +568,8 @@ ok_cipher(struct json_object *body, int *cipher)
 
 	*cipher = NP_SREC_NONE;
 	if (!json_object_object_get_ex(body, "enc", &v)) {
-		return NP_OK;
+		return json_object_object_get_ex(body, "enc_handoff", NULL) ?
+		    NP_ERR_PROTO : NP_OK;
 	}
 	if (!json_object_is_type(v, json_type_string) ||
 	    strlen(json_object_get_string(v)) !=
@@ -577,6 +578,26 @@ ok_cipher(struct json_object *body, int *cipher)
 	    NP_SREC_NONE) {
 		return NP_ERR_PROTO;
 	}
+	return NP_OK;
+}
+
+/* "enc_handoff": absent, or an integer within NP_SREC_HANDOFF_MIN..MAX. */
+static int
+ok_handoff(struct json_object *body, uint32_t *handoff)
+{
+	struct json_object *v;
+	int64_t h;
+
+	*handoff = 0;
+	if (!json_object_object_get_ex(body, "enc_handoff", &v)) {
+		return NP_OK;
+	}
+	if (!json_object_is_type(v, json_type_int) ||
+	    (h = json_object_get_int64(v)) < NP_SREC_HANDOFF_MIN ||
+	    h > NP_SREC_HANDOFF_MAX) {
+		return NP_ERR_PROTO;
+	}
+	*handoff = (uint32_t)h;
 	return NP_OK;
 }
 
@@ -608,7 +629,8 @@ ok_parse(struct json_object *body, const char *sid, int tunnel,
 	    sizeof(ok->kx)) != NP_OK) {
 		goto out;
 	}
-	if (ok_cipher(body, &ok->cipher) != NP_OK) {
+	if (ok_cipher(body, &ok->cipher) != NP_OK ||
+	    ok_handoff(body, &ok->handoff) != NP_OK) {
 		goto out;
 	}
 	if (tunnel && (!json_object_object_get_ex(body, "hostkeys", &v) ||
@@ -1426,6 +1448,10 @@ req_what(const struct np_cli *cli, const struct np_want *w,
 	if (w->enc && req_enc(cli, o) != NP_OK) {
 		return NP_ERR_ALLOC;
 	}
+	if (w->enc && !w->tunnel && w->handoff != 0 && json_put(o,
+	    "enc_handoff", json_object_new_int64(w->handoff)) != NP_OK) {
+		return NP_ERR_ALLOC;
+	}
 	if (w->tunnel) {
 		if (json_put(o, "mode", json_object_new_string("tunnel")) !=
 		    NP_OK ||
@@ -1519,6 +1545,13 @@ relay_keys(struct np_sctx *x, const struct np_target *t,
 		    "offer", t->host);
 		return NP_ERR_PROTO;
 	}
+	/* A handoff only where we asked for it, at our point; a device
+	 * that answers none keeps the records all the way. */
+	if (ok->handoff != 0 && (w->tunnel || ok->handoff != w->handoff)) {
+		cli_err("%s: the device answered a relay handoff we did not "
+		    "ask for", t->host);
+		return NP_ERR_PROTO;
+	}
 	if ((keys = sodium_malloc(2 * NP_SREC_KEY_LEN)) == NULL) {
 		return NP_ERR_ALLOC;
 	}
@@ -1534,6 +1567,7 @@ relay_keys(struct np_sctx *x, const struct np_target *t,
 		    np_srec_cipher_name(ok->cipher), np_strerror(r));
 	} else {
 		out->cipher = ok->cipher;
+		out->handoff = ok->handoff;
 	}
 	sodium_free(keys); /* wipes */
 	return r;
@@ -1728,6 +1762,8 @@ np_session_setup(struct np_cli *cli, const struct np_target *t,
 	w.port = port;
 	w.kh_port = kh_port;
 	w.enc = cli->cfg.relay_encryption;
+	w.handoff = cli->cfg.relay_encryption && cli->cfg.relay_handoff ?
+	    NP_SREC_HANDOFF_BYTES : 0;
 	return np_session_open(cli, t, &w, out);
 }
 
@@ -1742,8 +1778,9 @@ answered_step(struct np_cli *cli, const struct np_want *w,
 		    "relay encryption %s", w->host, (unsigned)w->port, enc);
 	} else {
 		cli_step(cli, "device answered: key authorized for %s until "
-		    "%lld, %zu host key(s), relay encryption %s", w->user,
-		    (long long)ok->expires, ok->nhostkeys, enc);
+		    "%lld, %zu host key(s), relay encryption %s%s", w->user,
+		    (long long)ok->expires, ok->nhostkeys, enc,
+		    ok->handoff != 0 ? " over ssh's handshake" : "");
 	}
 }
 

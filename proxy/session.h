@@ -105,6 +105,7 @@ struct np_session_ok {
 	size_t nhostkeys;
 	uint8_t kx[32];
 	int cipher;	/* its "enc": NP_SREC_*, NP_SREC_NONE when absent */
+	uint32_t handoff; /* its "enc_handoff", 0 when absent */
 };
 /*
  * Pure: an np.session.err body for sid: its "reason" (or "(no reason
@@ -255,6 +256,7 @@ struct np_session {
 	struct np_srec *seal;	    /* client -> device */
 	struct np_srec *open;	    /* device -> client */
 	int cipher;		    /* NP_SREC_* agreed, or NP_SREC_NONE */
+	uint32_t handoff;	    /* agreed handoff point, 0: none */
 	int tunnel;		    /* np tunnel: the local side is a TCP
 				       connection, not ssh */
 };
@@ -267,6 +269,9 @@ struct np_want {
 	uint16_t port;		/* ssh: sshd's port; tunnel: host's port */
 	uint16_t kh_port;	/* ssh: the known_hosts name's port */
 	int enc;		/* relay encryption (a tunnel always has it) */
+	uint32_t handoff;	/* ssh with enc: ask for records over ssh's
+				   handshake only, this many bytes each way
+				   (0: all the way) */
 };
 
 #define NP_SESSION_WATCH_POLL_MS 10 /* looks at the relay this often */

@@ -196,18 +196,45 @@ done
 # The six early ones always do; the three near the end may not.
 [ "$ncut" -ge 6 ] || fail "only $ncut of 9 cuts fell inside the stream"
 
-# 4. ssh: encrypted by default; a flip is caught by the records.
+# 4. ssh: by default np's records carry ssh's banner and key exchange
+# (the first 64 KiB each way), then ssh's own transport the rest.  A flip
+# in the records is caught by np, one past them by ssh; with
+# RelayEncryption full np's records catch that one too.
 filter
 run s1 lssh "$LAB_HOST" 'echo ssh-ok'
 expect_eq ssh-ok "$OUT" "ssh through the filter"
-lab_log_has "$LAB" np-deviced 0 "user $LAB_USER device .*accepted.*relay aes-256-gcm" ||
-    fail "ssh session not encrypted by default"
-filter --side c --dir up --flip 3000
+lab_log_has "$LAB" np-deviced 0 "user $LAB_USER device .*accepted.*relay aes-256-gcm over ssh's handshake" ||
+    fail "ssh session not encrypted over its handshake by default"
 head -c 2000000 /dev/urandom >"$T/big"
+n0=$(lab_lines "$LAB/logs/np-deviced.log")
+filter --side c --dir up --flip 3000
 run s2 lssh "$LAB_HOST" 'cat >/dev/null' <"$T/big"
-[ "$RC" != 0 ] || fail "ssh survived a flipped byte"
+[ "$RC" != 0 ] || fail "ssh survived a flipped byte in the records"
 expect_match "relay stream from the device broken|connection to the device lost|Connection closed|Broken pipe" \
     "$ERR" "ssh's error after a flip"
+wait_for 10 lab_log_has "$LAB" np-deviced "$n0" "failed authentication" ||
+    fail "np-deviced did not catch the flip in the records: $(tail -5 "$LAB/logs/np-deviced.log")"
+n0=$(lab_lines "$LAB/logs/np-deviced.log")
+filter --side c --dir up --flip 1000000
+run s2b lssh "$LAB_HOST" 'cat >/dev/null' <"$T/big"
+[ "$RC" != 0 ] || fail "ssh survived a flipped byte past the handoff"
+expect_match "message authentication code incorrect|Corrupted MAC|Connection closed|Broken pipe|connection to the device lost" \
+    "$ERR" "ssh's error after a flip past the handoff"
+lab_log_has "$LAB" np-deviced "$n0" "failed authentication" &&
+    fail "np's records saw a flip past the handoff (the records should be over)"
+# RelayEncryption full: np's records all the way, the late flip is theirs.
+cp "$LAB/client.conf" "$T/client.conf.orig"
+echo "RelayEncryption full" >>"$LAB/client.conf"
+n0=$(lab_lines "$LAB/logs/np-deviced.log")
+filter --side c --dir up --flip 1000000
+run s2c lssh "$LAB_HOST" 'cat >/dev/null' <"$T/big"
+[ "$RC" != 0 ] || fail "ssh (RelayEncryption full) survived a flipped byte"
+wait_for 10 lab_log_has "$LAB" np-deviced "$n0" "failed authentication" ||
+    fail "np-deviced did not catch the late flip with RelayEncryption full"
+lab_log_has "$LAB" np-deviced "$n0" "user $LAB_USER device .*accepted.*relay aes-256-gcm, " ||
+    lab_log_has "$LAB" np-deviced "$n0" "user $LAB_USER device .*accepted.*relay aes-256-gcm$" ||
+    fail "RelayEncryption full still handed off"
+cp "$T/client.conf.orig" "$LAB/client.conf"
 # RelayEncryption no: ssh's own encryption only.
 filter
 echo "RelayEncryption no" >>"$LAB/client.conf"

@@ -580,6 +580,50 @@ START_TEST(test_parse_tunnel_bad)
 }
 END_TEST
 
+/* "enc_handoff": agreed for an ssh session with "enc" and a value within
+ * NP_SREC_HANDOFF_MIN..MAX; anything else is records all the way. */
+START_TEST(test_parse_handoff)
+{
+	static const struct {
+		const char *v;
+		uint32_t want;
+	} cases[] = {
+		{ "65536", 65536 }, { "4096", 4096 }, { "16777216", 16777216 },
+		{ "4095", 0 }, { "16777217", 0 }, { "0", 0 }, { "-1", 0 },
+		{ "\"65536\"", 0 }, { "65536.5", 0 }, { "null", 0 },
+		{ "[65536]", 0 }, { "true", 0 },
+	};
+	struct json_object *o, *b = NULL, *v;
+	struct dev_req q;
+	uint8_t kx[DEV_KX_LEN];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		o = body_with("enc", ENC_BOTH);
+		set(o, "enc_handoff", cases[i].v);
+		ck_assert_int_eq(parse_obj(o, &q), NP_OK);
+		ck_assert_msg(q.handoff == cases[i].want, "enc_handoff %s: %u",
+		    cases[i].v, (unsigned)q.handoff);
+	}
+	/* Without "enc", or on a tunnel: never. */
+	ck_assert_int_eq(parse_with("enc_handoff", "65536", &q), NP_OK);
+	ck_assert_uint_eq(q.handoff, 0);
+	ck_assert_int_eq(parse_tunnel("enc_handoff", "65536", &q), NP_OK);
+	ck_assert_uint_eq(q.handoff, 0);
+	/* The answer carries it only with a cipher. */
+	memset(kx, 0xaa, sizeof(kx));
+	ck_assert_int_eq(dev_body_ok(SID, 5, NULL, 0, kx, NP_SREC_AES256GCM,
+	    65536, &b), NP_OK);
+	ck_assert(json_object_object_get_ex(b, "enc_handoff", &v));
+	ck_assert_int_eq(json_object_get_int64(v), 65536);
+	json_object_put(b);
+	ck_assert_int_eq(dev_body_ok(SID, 5, NULL, 0, kx, NP_SREC_NONE,
+	    65536, &b), NP_OK);
+	ck_assert(!json_object_object_get_ex(b, "enc_handoff", NULL));
+	json_object_put(b);
+}
+END_TEST
+
 /* "enc": an array of 1..8 strings, in either mode. */
 START_TEST(test_parse_enc_bad)
 {
@@ -881,7 +925,7 @@ START_TEST(test_body_ok)
 	struct json_object *o = NULL, *v;
 
 	memset(kx, 0xaa, sizeof(kx));
-	ck_assert_int_eq(dev_body_ok(SID, 1700000000, hk, 2, kx, NP_SREC_NONE,
+	ck_assert_int_eq(dev_body_ok(SID, 1700000000, hk, 2, kx, NP_SREC_NONE, 0,
 	    &o), NP_OK);
 	/* sid, expires, hostkeys, kx: no "key" (the client makes it). */
 	ck_assert_uint_eq(json_object_object_length(o), 4);
@@ -900,15 +944,15 @@ START_TEST(test_body_ok)
 	ck_assert_str_eq(json_object_get_string(v), KX);
 	json_object_put(o);
 
-	ck_assert_int_eq(dev_body_ok("nothex", 1, hk, 2, kx, 0, &o),
+	ck_assert_int_eq(dev_body_ok("nothex", 1, hk, 2, kx, 0, 0, &o),
 	    NP_ERR_INVALID);
 	ck_assert_ptr_null(o);
-	ck_assert_int_eq(dev_body_ok(NULL, 1, hk, 2, kx, 0, &o), NP_ERR_INVALID);
-	ck_assert_int_eq(dev_body_ok(SID, 0, hk, 2, kx, 0, &o), NP_ERR_INVALID);
-	ck_assert_int_eq(dev_body_ok(SID, -5, hk, 2, kx, 0, &o), NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(NULL, 1, hk, 2, kx, 0, 0, &o), NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(SID, 0, hk, 2, kx, 0, 0, &o), NP_ERR_INVALID);
+	ck_assert_int_eq(dev_body_ok(SID, -5, hk, 2, kx, 0, 0, &o), NP_ERR_INVALID);
 	ck_assert_ptr_null(o);
 	/* No host keys (a tunnel): no "hostkeys"; a cipher: its "enc". */
-	ck_assert_int_eq(dev_body_ok(SID, 5, NULL, 0, kx, NP_SREC_AES256GCM,
+	ck_assert_int_eq(dev_body_ok(SID, 5, NULL, 0, kx, NP_SREC_AES256GCM, 0,
 	    &o), NP_OK);
 	ck_assert(!json_object_object_get_ex(o, "hostkeys", &v));
 	ck_assert(json_object_object_get_ex(o, "enc", &v));
@@ -916,7 +960,7 @@ START_TEST(test_body_ok)
 	json_object_put(o);
 	/* Host keys and a cipher: five members. */
 	ck_assert_int_eq(dev_body_ok(SID, 5, hk, 2, kx,
-			     NP_SREC_CHACHA20POLY1305, &o),
+			     NP_SREC_CHACHA20POLY1305, 0, &o),
 	    NP_OK);
 	ck_assert_uint_eq(json_object_object_length(o), 5);
 	ck_assert(json_object_object_get_ex(o, "hostkeys", &v));
@@ -1030,6 +1074,7 @@ main(void)
 	tcase_add_test(tp, test_parse_tunnel_bad);
 	tcase_add_test(tp, test_parse_enc_bad);
 	tcase_add_test(tp, test_parse_enc);
+	tcase_add_test(tp, test_parse_handoff);
 	tcase_add_test(tp, test_cipher_pick);
 	tcase_add_test(tc, test_check_tunnel);
 	tcase_add_test(tc, test_check_tunnel_permit);

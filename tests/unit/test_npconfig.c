@@ -396,6 +396,25 @@ START_TEST(relay_keywords)
 	ck_assert_int_eq(parse("RelayEncryption yes\n", &cfg, err,
 	    sizeof(err)), NP_OK);
 	ck_assert_int_eq(cfg.relay_encryption, 1);
+	ck_assert_int_eq(cfg.relay_handoff, 0);
+	np_config_free(&cfg);
+	ck_assert_int_eq(parse("RelayEncryption Full\n", &cfg, err,
+	    sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.relay_encryption, 1);
+	ck_assert_int_eq(cfg.relay_handoff, 0);
+	np_config_free(&cfg);
+	/* The default: records over ssh's handshake, then ssh's own. */
+	ck_assert_int_eq(parse("RelayEncryption handshake\n", &cfg, err,
+	    sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.relay_encryption, 1);
+	ck_assert_int_eq(cfg.relay_handoff, 1);
+	np_config_free(&cfg);
+	ck_assert_int_eq(parse("", &cfg, err, sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.relay_handoff, 1);
+	np_config_free(&cfg);
+	ck_assert_int_eq(parse("RelayEncryption no\n", &cfg, err,
+	    sizeof(err)), NP_OK);
+	ck_assert_int_eq(cfg.relay_handoff, 0);
 	np_config_free(&cfg);
 
 	for (i = 0; i < sizeof(ciphers) / sizeof(ciphers[0]); i++) {
@@ -429,7 +448,8 @@ START_TEST(relay_bad_keywords)
 		{ "RelayCipher aes-256-gcm chacha20-poly1305\n", "cfg:1:" },
 		{ "RelayCipher\n", "cfg:1:" },
 		{ "RelayCipher auto\nRelayCipher auto\n", "cfg:2:" },
-		{ "RelayEncryption maybe\n", "cfg:1:" },
+		{ "RelayEncryption maybe\n", "RelayEncryption" },
+		{ "RelayEncryption handshake full\n", "cfg:1:" },
 		{ "RelayEncryption 1\n", "RelayEncryption" },
 		{ "RelayEncryption\n", "cfg:1:" },
 		{ "RelayEncryption yes no\n", "cfg:1:" },

@@ -699,6 +699,46 @@ START_TEST(ok_good)
 }
 END_TEST
 
+/* "enc_handoff": only with "enc", an integer within MIN..MAX. */
+START_TEST(ok_handoff)
+{
+	static const char *const bad[] = { "4095", "16777217", "0", "-5",
+	    "\"65536\"", "[1]", "null" };
+	struct np_session_ok ok;
+	struct json_object *o;
+	size_t i;
+
+	o = ok_body();
+	json_object_object_add(o, "enc", json_object_new_string("aes-256-gcm"));
+	json_object_object_add(o, "enc_handoff", json_object_new_int(65536));
+	ck_assert_int_eq(np_session_ok_parse(o, SID, &ok), NP_OK);
+	ck_assert_uint_eq(ok.handoff, 65536);
+	np_session_ok_clear(&ok);
+	json_object_put(o);
+	o = ok_body();
+	json_object_object_add(o, "enc", json_object_new_string("aes-256-gcm"));
+	ck_assert_int_eq(np_session_ok_parse(o, SID, &ok), NP_OK);
+	ck_assert_uint_eq(ok.handoff, 0);
+	np_session_ok_clear(&ok);
+	json_object_put(o);
+	/* Without "enc": refused. */
+	o = ok_body();
+	json_object_object_add(o, "enc_handoff", json_object_new_int(65536));
+	ck_assert_int_eq(np_session_ok_parse(o, SID, &ok), NP_ERR_PROTO);
+	json_object_put(o);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = ok_body();
+		json_object_object_add(o, "enc",
+		    json_object_new_string("aes-256-gcm"));
+		json_object_object_add(o, "enc_handoff",
+		    json_tokener_parse(bad[i]));
+		ck_assert_msg(np_session_ok_parse(o, SID, &ok) == NP_ERR_PROTO,
+		    "enc_handoff %s", bad[i]);
+		json_object_put(o);
+	}
+}
+END_TEST
+
 START_TEST(ok_bad)
 {
 	struct np_session_ok ok;
@@ -981,6 +1021,7 @@ session_suite(void)
 	tcase_add_test(ok, ok_good);
 	tcase_add_test(ok, ok_bad);
 	tcase_add_test(ok, ok_enc);
+	tcase_add_test(ok, ok_handoff);
 	tcase_add_test(ok, ok_tunnel);
 	tcase_add_test(ok, err_parse);
 	suite_add_tcase(s, names);

@@ -248,6 +248,9 @@ run_done(struct np_relay *r, int result, void *arg)
 	np_ev_stop(rn->ev);
 }
 
+/* np_relay_opts.handoff for relay_once (0: records all the way). */
+static uint32_t handoff_opt;
+
 /*
  * Pass in[0..len) through a relay whose a -> b direction uses xf (NULL:
  * plain); the bytes that came out of b go to *out.  The result is the
@@ -276,6 +279,7 @@ relay_once(struct np_srec *xf, const uint8_t *in, size_t len, uint8_t **out,
 	ck_assert_ptr_nonnull(rn.ev = np_ev_new());
 	memset(&o, 0, sizeof(o));
 	o.xf[0] = xf;
+	o.handoff = handoff_opt;
 	ea.rfd = ea.wfd = A[1];
 	eb.rfd = eb.wfd = B[0];
 	ck_assert_int_eq(np_relay_start_ex(rn.ev, ea, eb, &o, run_done, &rn,
@@ -496,6 +500,104 @@ START_TEST(empty_stream)
 }
 END_TEST
 
+/*
+ * Handoff: the sealer seals exactly the first H bytes, then the handoff
+ * record, then passes the rest as it is; the opener that agreed gives
+ * back the whole stream; one that did not refuses the handoff record.
+ * Flips in the records still fail; the tail is no longer np's to check.
+ */
+START_TEST(handoff)
+{
+	static const uint32_t hs[] = {1, 1000, NP_SREC_MAX, 65536, 100000};
+	const size_t ls[] = {0, 500, 65536, 65537, 300007};
+	size_t hi, li, i, n, m, tail, rec_end;
+	uint8_t *in, *w = NULL, *back = NULL;
+	struct np_relay_stats st;
+	size_t len, hl;
+	int final, res;
+
+	in = malloc(300007);
+	for (i = 0; i < 300007; i++)
+		in[i] = (uint8_t)(i * 7 + (i >> 11));
+	for (hi = 0; hi < sizeof(hs) / sizeof(hs[0]); hi++) {
+		for (li = 0; li < sizeof(ls) / sizeof(ls[0]); li++) {
+			uint32_t h = hs[hi];
+			size_t l = ls[li];
+
+			handoff_opt = h;
+			ck_assert_int_eq(relay_once(mk(NP_SREC_AES256GCM,
+			    key_a, 1), in, l, &w, &n, NULL), NP_RELAY_DONE);
+			if (l < h) { /* ended before the handoff: final */
+				ck_assert_int_eq(np_srec_header(w + n -
+				    NP_SREC_OVERHEAD, &hl, &final), NP_OK);
+				ck_assert_int_eq(final, NP_SREC_IS_FINAL);
+			} else {
+				tail = l - h;
+				rec_end = n - tail;
+				ck_assert_int_eq(memcmp(w + rec_end, in + h,
+				    tail), 0);
+				ck_assert_int_eq(np_srec_header(w + rec_end -
+				    NP_SREC_OVERHEAD, &hl, &final), NP_OK);
+				ck_assert_int_eq(final, NP_SREC_IS_HANDOFF);
+				/* the records carried exactly h bytes */
+				for (i = 0, m = 0; i < rec_end;
+				    i += len + NP_SREC_OVERHEAD) {
+					ck_assert_int_eq(np_srec_header(w + i,
+					    &len, &final), NP_OK);
+					m += len;
+				}
+				ck_assert_uint_eq(m, h);
+			}
+			res = relay_once(mk(NP_SREC_AES256GCM, key_a, 0), w,
+			    n, &back, &m, NULL);
+			ck_assert_msg(res == NP_RELAY_DONE && m == l &&
+			    memcmp(back, in, l) == 0, "handoff %u, %zu bytes",
+			    (unsigned)h, l);
+			free(back);
+			if (l >= h && h == 1000 && l == 300007) {
+				/* An opener that did not agree. */
+				handoff_opt = 0;
+				res = relay_once(mk(NP_SREC_AES256GCM, key_a,
+				    0), w, n, &back, &m, &st);
+				ck_assert_int_eq(res, NP_RELAY_ERROR);
+				ck_assert_ptr_nonnull(strstr(st.err_what,
+				    "handoff"));
+				ck_assert_uint_le(m, h);
+				free(back);
+				handoff_opt = h;
+				/* A flip in a record, in the handoff record's
+				 * header: refused; in the tail: np passes it
+				 * (ssh's transport is what checks it there). */
+				tail = l - h;
+				rec_end = n - tail;
+				w[10] ^= 1;
+				ck_assert_int_eq(relay_once(mk(
+				    NP_SREC_AES256GCM, key_a, 0), w, n, &back,
+				    &m, NULL), NP_RELAY_ERROR);
+				free(back);
+				w[10] ^= 1;
+				w[rec_end - NP_SREC_OVERHEAD] ^= 0x40;
+				ck_assert_int_eq(relay_once(mk(
+				    NP_SREC_AES256GCM, key_a, 0), w, n, &back,
+				    &m, NULL), NP_RELAY_ERROR);
+				ck_assert_uint_le(m, h);
+				free(back);
+				w[rec_end - NP_SREC_OVERHEAD] ^= 0x40;
+				w[rec_end + 5] ^= 1;
+				ck_assert_int_eq(relay_once(mk(
+				    NP_SREC_AES256GCM, key_a, 0), w, n, &back,
+				    &m, NULL), NP_RELAY_DONE);
+				ck_assert_uint_eq(m, l);
+				free(back);
+			}
+			free(w);
+		}
+	}
+	handoff_opt = 0;
+	free(in);
+}
+END_TEST
+
 static Suite *
 srec_suite(void)
 {
@@ -513,6 +615,7 @@ srec_suite(void)
 	tcase_add_test(tc, tamper_chacha);
 	tcase_add_test(tc, reorder_drop_repeat);
 	tcase_add_test(tc, empty_stream);
+	tcase_add_test(tc, handoff);
 	suite_add_tcase(s, tc);
 	return s;
 }
