@@ -1,8 +1,11 @@
 /*
- * np-server token -d DIR [--ttl SECONDS] @name
+ * np-server token -d DIR [--ttl SECONDS] @name [@name...]
  *
  * The token is 32 random bytes, printed as unpadded base64url; the
- * database keeps only its SHA-256.
+ * database keeps only its SHA-256.  With several names (a fleet of
+ * devices) every token is stored in one transaction and each is printed
+ * as "@name TOKEN" on a line of its own, in the order given; nothing is
+ * printed unless all were stored.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,9 +25,12 @@
 #define TOKEN_TTL_MAX (366L * 86400)
 
 static const char token_usage[] =
-    "usage: np-server token -d DIR [--ttl SECONDS] @name\n"
+    "usage: np-server token -d DIR [--ttl SECONDS] @name [@name...]\n"
     "  Issue a one-time enrollment token for @name (valid 24 h unless\n"
-    "  --ttl says otherwise) and print it.\n";
+    "  --ttl says otherwise) and print it.  With several names, print\n"
+    "  \"@name TOKEN\" for each, one a line.\n";
+
+#define TOKEN_NAMES_MAX 100000
 
 struct token_secret {
 	uint8_t raw[TOKEN_BYTES];
@@ -33,21 +39,13 @@ struct token_secret {
 	uint8_t hash[crypto_hash_sha256_BYTES];
 };
 
+/* Mint and store one token for name; t->text holds it afterwards. */
 static int
-token_issue(const char *dir, const char *name, long ttl)
+token_one(struct np_store *s, const char *name, long ttl,
+    struct token_secret *t, int64_t now)
 {
-	struct np_store *s = NULL;
-	struct token_secret *t;
-	int64_t now = np_now_real_ms();
 	int state, r;
 
-	if ((t = sodium_malloc(sizeof(*t))) == NULL) {
-		srv_err("out of memory");
-		return NP_ERR_ALLOC;
-	}
-	if ((r = srv_open_store(dir, &s)) != NP_OK) {
-		goto out;
-	}
 	if (np_store_identity_get(s, name, NULL, &state) == NP_OK &&
 	    state == NP_STORE_ACTIVE) {
 		fprintf(stderr,
@@ -61,12 +59,55 @@ token_issue(const char *dir, const char *name, long ttl)
 	crypto_hash_sha256(t->hash, (const uint8_t *)t->text, strlen(t->text));
 	if ((r = np_store_token_add(s, name, t->hash, now + ttl * 1000, now)) !=
 	    NP_OK) {
-		srv_err("cannot store the token: %s", np_strerror(r));
+		srv_err("cannot store the token for %s: %s", name,
+			np_strerror(r));
+	}
+	return r;
+}
+
+static int
+token_issue(const char *dir, char **names, size_t n, long ttl)
+{
+	struct np_store *s = NULL;
+	struct token_secret *t;
+	int64_t now = np_now_real_ms();
+	size_t i;
+	int r;
+
+	if ((t = sodium_malloc(n * sizeof(*t))) == NULL) {
+		srv_err("out of memory");
+		return NP_ERR_ALLOC;
+	}
+	if ((r = srv_open_store(dir, &s)) != NP_OK) {
 		goto out;
 	}
-	printf("%s\n", t->text);
-	fflush(stdout);
+	if (n == 1) {
+		if ((r = token_one(s, names[0], ttl, &t[0], now)) == NP_OK) {
+			printf("%s\n", t[0].text);
+		}
+		goto out;
+	}
+	/* One transaction for all: one commit instead of one per name. */
+	if ((r = np_store_batch_begin(s)) != NP_OK) {
+		srv_err("cannot start a transaction: %s", np_strerror(r));
+		goto out;
+	}
+	for (i = 0; i < n && r == NP_OK; i++) {
+		r = token_one(s, names[i], ttl, &t[i], now);
+	}
+	if (r != NP_OK) { /* a name failed: store none */
+		(void)np_store_batch_end(s, 0);
+		goto out;
+	}
+	if ((r = np_store_batch_end(s, 1)) != NP_OK) {
+		srv_err("cannot store the tokens: %s", np_strerror(r));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		printf("%s %s\n", names[i], t[i].text);
+	}
 out:
+	fflush(stdout);
 	np_store_close(s);
 	sodium_free(t); /* wipes */
 	return r;
@@ -97,10 +138,11 @@ srv_cmd_token(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	char name[NP_IDENT_MAX + 1];
 	const char *dir = NULL;
 	long ttl = TOKEN_TTL_DEFAULT;
-	int ch;
+	char **names = NULL;
+	size_t n, i;
+	int ch, rc;
 
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
@@ -123,14 +165,32 @@ srv_cmd_token(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		}
 	}
-	if (dir == NULL || optind != argc - 1) {
+	if (dir == NULL || optind >= argc ||
+	    (n = (size_t)(argc - optind)) > TOKEN_NAMES_MAX) {
 		fputs(token_usage, stderr);
 		return CLI_EXIT_USAGE;
 	}
-	if (srv_ident(argv[optind], name) != NP_OK) {
-		srv_err("bad identity '%.64s'", argv[optind]);
-		return CLI_EXIT_USAGE;
+	if ((names = calloc(n, sizeof(*names))) == NULL) {
+		srv_err("out of memory");
+		return CLI_EXIT_FAIL;
 	}
-	return token_issue(dir, name, ttl) == NP_OK ? CLI_EXIT_OK
-						    : CLI_EXIT_FAIL;
+	rc = CLI_EXIT_OK;
+	for (i = 0; i < n && rc == CLI_EXIT_OK; i++) {
+		if ((names[i] = malloc(NP_IDENT_MAX + 1)) == NULL) {
+			srv_err("out of memory");
+			rc = CLI_EXIT_FAIL;
+		} else if (srv_ident(argv[optind + (int)i], names[i]) !=
+			   NP_OK) {
+			srv_err("bad identity '%.64s'", argv[optind + (int)i]);
+			rc = CLI_EXIT_USAGE;
+		}
+	}
+	if (rc == CLI_EXIT_OK && token_issue(dir, names, n, ttl) != NP_OK) {
+		rc = CLI_EXIT_FAIL;
+	}
+	for (i = 0; i < n; i++) {
+		free(names[i]);
+	}
+	free(names);
+	return rc;
 }

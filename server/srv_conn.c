@@ -46,6 +46,103 @@ srv_conn_outlen(const struct conn *c)
 	return c->out != NULL ? np_buf_len(c->out) : 0;
 }
 
+static void
+hold(struct conn *c)
+{
+	struct srv *s = c->srv;
+
+	if (c->held || c->dead) {
+		return;
+	}
+	c->held = 1;
+	c->hprev = NULL;
+	c->hnext = s->held;
+	if (s->held != NULL) {
+		s->held->hprev = c;
+	}
+	s->held = c;
+}
+
+static void
+unhold(struct conn *c)
+{
+	struct srv *s = c->srv;
+
+	if (!c->held) {
+		return;
+	}
+	if (c->hprev != NULL) {
+		c->hprev->hnext = c->hnext;
+	} else {
+		s->held = c->hnext;
+	}
+	if (c->hnext != NULL) {
+		c->hnext->hprev = c->hprev;
+	}
+	c->hnext = c->hprev = NULL;
+	c->held = 0;
+}
+
+static void
+commit_cb(struct np_ev *ev, uint64_t id, void *arg)
+{
+	struct srv *s = arg;
+
+	s->commit_timer = 0;
+	srv_batch_commit(s);
+}
+
+int
+srv_batch_write(struct conn *c)
+{
+	struct srv *s = c->srv;
+	int r;
+
+	if (!np_store_in_batch(s->store)) {
+		if ((r = np_store_batch_begin(s->store)) != NP_OK) {
+			return r;
+		}
+		s->commit_timer = np_ev_timer_add(s->ev, 0, commit_cb, s);
+		if (s->commit_timer == 0) {
+			(void)np_store_batch_end(s->store, 0);
+			return NP_ERR_ALLOC;
+		}
+	}
+	hold(c);
+	return NP_OK;
+}
+
+void
+srv_batch_commit(struct srv *s)
+{
+	struct conn *c;
+	size_t n = 0;
+	int r;
+
+	np_ev_timer_del(s->ev, s->commit_timer);
+	s->commit_timer = 0;
+	if (!np_store_in_batch(s->store)) {
+		return;
+	}
+	r = np_store_batch_end(s->store, 1);
+	if (r != NP_OK) {
+		for (c = s->held; c != NULL; c = c->hnext) {
+			n++;
+		}
+		np_error_r(r, "commit failed: closing the %zu connection(s) "
+		    "whose answers or pushes depended on it", n);
+	}
+	while ((c = s->held) != NULL) {
+		unhold(c);
+		if (r != NP_OK) {
+			srv_conn_close(c, NP_LOG_WARN, "its writes were not "
+			    "committed");
+		} else {
+			srv_conn_flush(c);
+		}
+	}
+}
+
 /* Text form of the peer and the key for the per-source table. */
 static void
 peer_describe(const void *sa, size_t salen, char *peer, size_t peerlen,
@@ -366,6 +463,7 @@ srv_conn_close(struct conn *c, int level, const char *fmt, ...)
 	c->inflight = NULL;
 	c->ninflight = 0;
 	srv_conn_unauth_release(c);
+	unhold(c);
 	ident_remove(c);
 	conn_unlink(c);
 	c->dnext = s->dead;
@@ -484,7 +582,7 @@ srv_conn_update(struct conn *c)
 		if (!c->paused && c->state != C_CLOSING) {
 			mask |= NP_EV_READ;
 		}
-		if (srv_conn_outlen(c) > 0 || c->want_write) {
+		if (!c->held && (srv_conn_outlen(c) > 0 || c->want_write)) {
 			mask |= NP_EV_WRITE;
 		}
 	}
@@ -500,6 +598,13 @@ srv_conn_flush(struct conn *c)
 	int r;
 
 	if (c->dead) {
+		return;
+	}
+	if (np_store_in_batch(c->srv->store) && srv_conn_outlen(c) > 0) {
+		hold(c); /* written once the batch has committed */
+	}
+	if (c->held) {
+		srv_conn_update(c);
 		return;
 	}
 	while (c->state != C_HANDSHAKE && srv_conn_outlen(c) > 0) {

@@ -54,6 +54,7 @@ struct conn {
 	unsigned more : 1;	 /* the queue may hold unpushed boxes */
 	unsigned paused : 1;	 /* output above the high-water mark */
 	unsigned want_write : 1; /* TLS needs the socket writable */
+	unsigned held : 1;	 /* output waits for the batch's commit */
 	struct np_tls *tls;
 	struct np_buf *in;     /* allocated while it holds bytes */
 	struct np_buf *out;    /* allocated while it holds bytes */
@@ -75,6 +76,7 @@ struct conn {
 	struct conn *next, *prev;   /* all live connections */
 	struct conn *dnext;	    /* the dead list */
 	struct conn *snext, *sprev; /* unauthenticated, of one source */
+	struct conn *hnext, *hprev; /* held for the batch (srv->held) */
 };
 
 /* One authenticated identity with its live connections. */
@@ -116,6 +118,16 @@ struct srv {
 	struct srv_htab *idents; /* name -> struct ident */
 	struct ident *ident_list;
 	struct srv_htab *srcs; /* srckey -> struct src */
+	/*
+	 * Group commit: the store writes of one pass of the event loop share
+	 * one transaction (np_store_batch_begin), committed by a 0 ms timer
+	 * at the start of the next pass.  Until then no connection writes
+	 * application data: the output of the pass (results, pushes of the
+	 * new boxes, welcomes) is held, so nobody hears of a write before it
+	 * is durable.  A failed commit closes every held connection.
+	 */
+	uint64_t commit_timer;
+	struct conn *held;
 	struct ratelog rl_full, rl_src, rl_accept, rl_evict;
 };
 
@@ -134,6 +146,11 @@ void srv_conn_ident_add(struct conn *c);
 /* Stop counting c against its source's unauthenticated limit. */
 void srv_conn_unauth_release(struct conn *c);
 int srv_ratelog_ok(struct ratelog *rl, unsigned *suppressed);
+/* Before a store write on behalf of c: opens the pass's batch if need be
+ * and holds c's output until it commits.  NP_OK or the store's error. */
+int srv_batch_write(struct conn *c);
+/* Commit the open batch (if any) and release what was held for it. */
+void srv_batch_commit(struct srv *s);
 
 /* srv_proto.c */
 int srv_proto_hello(struct conn *c);

@@ -276,7 +276,10 @@ enroll_store(struct conn *c, const char *id, const char *token,
 	int r;
 
 	crypto_hash_sha256(hash, (const uint8_t *)token, strlen(token));
-	r = np_store_enroll(c->srv->store, id, hash, pk, np_now_real_ms());
+	if ((r = srv_batch_write(c)) == NP_OK) {
+		r = np_store_enroll(c->srv->store, id, hash, pk,
+				    np_now_real_ms());
+	}
 	sodium_memzero(hash, sizeof(hash));
 	if (r == NP_ERR_TOKEN) {
 		auth_fail(c, id, "token",
@@ -450,7 +453,10 @@ req_send(struct conn *c, struct json_object *obj, int64_t rid)
 	snprintf(b.tag, sizeof(b.tag), "%s", tag != NULL ? tag : "");
 	b.created_ms = now;
 	b.expires_ms = now + ttl * 1000;
-	r = np_store_box_put(c->srv->store, &b, cf->queue_max, &dup, &dropped);
+	if ((r = srv_batch_write(c)) == NP_OK) {
+		r = np_store_box_put(c->srv->store, &b, cf->queue_max, &dup,
+				     &dropped);
+	}
 	free(b.box);
 	if (r != NP_OK) {
 		return reply_store_error(c, rid, r, "send");
@@ -582,7 +588,10 @@ req_rotate(struct conn *c, struct json_object *obj, int64_t rid)
 		return reply_error(c, rid, "auth",
 				   "rotation signatures do not verify");
 	}
-	r = np_store_rotate(c->srv->store, c->id, &rot, np_now_real_ms());
+	if ((r = srv_batch_write(c)) == NP_OK) {
+		r = np_store_rotate(c->srv->store, c->id, &rot,
+				    np_now_real_ms());
+	}
 	if (r == NP_ERR_KEY_CHANGED) {
 		return reply_error(c, rid, "auth", "key changed meanwhile");
 	}
@@ -632,7 +641,9 @@ do_ack(struct conn *c, struct json_object *obj)
 		return NP_ERR_PROTO;
 	}
 	(void)inflight_drop(c, seq);
-	r = np_store_box_ack(c->srv->store, c->id, seq);
+	if ((r = srv_batch_write(c)) == NP_OK) {
+		r = np_store_box_ack(c->srv->store, c->id, seq);
+	}
 	if (r != NP_OK && r != NP_ERR_NOT_FOUND) {
 		np_error_r(r, "ack %lld for %s", (long long)seq, c->id);
 	}

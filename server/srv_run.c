@@ -323,6 +323,9 @@ srv_free(struct srv *s)
 	if (s == NULL) {
 		return;
 	}
+	if (s->store != NULL && s->ev != NULL) {
+		srv_batch_commit(s); /* what the last pass wrote */
+	}
 	if (s->ev != NULL) {
 		close_all(s, "server stopped");
 		close_listeners(s);

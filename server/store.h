@@ -68,6 +68,19 @@ typedef int np_store_list_cb(const struct np_store_ident *id, void *arg);
 int np_store_open(const char *path, int flags, struct np_store **out);
 void np_store_close(struct np_store *s); /* NULL is fine */
 
+/*
+ * A batch: every call from np_store_batch_begin() to np_store_batch_end()
+ * runs inside one transaction (each call still all or nothing, as a
+ * savepoint), so many writes share one commit and one fsync.  Nothing of
+ * the batch is durable, or visible to other processes, before
+ * np_store_batch_end(s, 1) returns NP_OK; on any failure everything of
+ * the batch is rolled back.  np_store_batch_end(s, 0) rolls back.
+ * Batches do not nest (NP_ERR_INTERNAL).
+ */
+int np_store_batch_begin(struct np_store *s);
+int np_store_batch_end(struct np_store *s, int commit);
+int np_store_in_batch(const struct np_store *s);
+
 /* pk and/or state may be NULL.  NP_ERR_NOT_FOUND. */
 int np_store_identity_get(struct np_store *s, const char *name,
 			  uint8_t pk[NP_STORE_PK_LEN], int *state);

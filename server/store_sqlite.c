@@ -27,6 +27,9 @@ enum st {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_ID_GET,
 	S_ID_UPSERT,
 	S_ID_REVOKE,
@@ -57,6 +60,9 @@ static const char *const st_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN IMMEDIATE",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
+    [S_SAVEPOINT] = "SAVEPOINT np_op",
+    [S_RELEASE] = "RELEASE np_op",
+    [S_ROLLBACK_TO] = "ROLLBACK TO np_op",
     [S_ID_GET] = "SELECT pk, state FROM identities WHERE name = ?1",
     [S_ID_UPSERT] = "INSERT INTO identities (name, pk, state, created, "
 		    "updated) VALUES (?1, ?2, 'active', ?3, ?3) "
@@ -145,6 +151,8 @@ struct np_store {
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
 	int64_t data_version;
+	int batch;	/* inside np_store_batch_begin() */
+	int batch_lost; /* SQLite rolled the batch back by itself */
 };
 
 /* Map an SQLite result code to ours, logging the database's message. */
@@ -270,9 +278,33 @@ run_simple(struct np_store *s, enum st id)
 	return st_exec(s, st);
 }
 
+/*
+ * In a batch the transaction is already open: every operation is a
+ * savepoint of it, so it stays all or nothing while the batch commits
+ * once.  SQLite ends a transaction by itself on some errors (I/O, disk
+ * full); the batch is then lost and every later operation of it fails.
+ */
+static int
+batch_alive(struct np_store *s)
+{
+	if (!s->batch_lost && sqlite3_get_autocommit(s->db)) {
+		np_error("sqlite: the batch transaction was rolled back");
+		s->batch_lost = 1;
+	}
+	return s->batch_lost ? NP_ERR_SYSTEM : NP_OK;
+}
+
 static int
 tx_begin(struct np_store *s)
 {
+	int r;
+
+	if (s->batch) {
+		if ((r = batch_alive(s)) != NP_OK) {
+			return r;
+		}
+		return run_simple(s, S_SAVEPOINT);
+	}
 	return run_simple(s, S_BEGIN);
 }
 
@@ -282,6 +314,18 @@ tx_end(struct np_store *s, int r)
 {
 	int r2;
 
+	if (s->batch) {
+		if (batch_alive(s) != NP_OK) {
+			return r != NP_OK ? r : NP_ERR_SYSTEM;
+		}
+		if (r != NP_OK) {
+			(void)run_simple(s, S_ROLLBACK_TO);
+		}
+		if ((r2 = run_simple(s, S_RELEASE)) != NP_OK && r == NP_OK) {
+			r = r2;
+		}
+		return r;
+	}
 	if (r == NP_OK) {
 		if ((r2 = run_simple(s, S_COMMIT)) == NP_OK) {
 			return NP_OK;
@@ -516,6 +560,49 @@ np_store_close(struct np_store *s)
 	free(s);
 }
 
+int
+np_store_batch_begin(struct np_store *s)
+{
+	int r;
+
+	if (s->batch) {
+		return NP_ERR_INTERNAL;
+	}
+	if ((r = run_simple(s, S_BEGIN)) != NP_OK) {
+		return r;
+	}
+	s->batch = 1;
+	s->batch_lost = 0;
+	return NP_OK;
+}
+
+int
+np_store_batch_end(struct np_store *s, int commit)
+{
+	int r = NP_OK;
+
+	if (!s->batch) {
+		return NP_ERR_INTERNAL;
+	}
+	s->batch = 0;
+	if (s->batch_lost) {
+		r = NP_ERR_SYSTEM;
+	} else if (commit) {
+		r = run_simple(s, S_COMMIT);
+	}
+	if (!sqlite3_get_autocommit(s->db)) {
+		(void)run_simple(s, S_ROLLBACK);
+	}
+	s->batch_lost = 0;
+	return commit ? r : NP_OK;
+}
+
+int
+np_store_in_batch(const struct np_store *s)
+{
+	return s->batch;
+}
+
 static int
 name_ok(const char *name)
 {
@@ -581,6 +668,9 @@ np_store_token_add(struct np_store *s, const char *name,
 	int r;
 
 	if ((r = name_ok(name)) != NP_OK) {
+		return r;
+	}
+	if (s->batch && (r = batch_alive(s)) != NP_OK) {
 		return r;
 	}
 	if ((st = st_get(s, S_TOK_ADD)) == NULL) {
@@ -1156,6 +1246,9 @@ np_store_box_ack(struct np_store *s, const char *recipient, int64_t seq)
 	int r;
 
 	if ((r = name_ok(recipient)) != NP_OK) {
+		return r;
+	}
+	if (s->batch && (r = batch_alive(s)) != NP_OK) {
 		return r;
 	}
 	if ((st = st_get(s, S_BOX_ACK)) == NULL) {

@@ -908,6 +908,73 @@ START_TEST(test_unknown_version)
 }
 END_TEST
 
+/* A batch: one transaction for many calls, each still all or nothing;
+ * invisible to other connections until it commits. */
+START_TEST(test_batch_commit)
+{
+	struct np_store *other = NULL;
+	int64_t n = -1, s3;
+	int state;
+
+	make_ident("@bob", 2);
+	ck_assert_int_eq(np_store_open(path, 0, &other), NP_OK);
+	ck_assert_int_eq(np_store_in_batch(st), 0);
+	ck_assert_int_eq(np_store_batch_begin(st), NP_OK);
+	ck_assert_int_eq(np_store_in_batch(st), 1);
+	ck_assert_int_eq(np_store_batch_begin(st), NP_ERR_INTERNAL);
+	ck_assert_int_eq(put_tagged("@bob", 1, NULL, NULL), NP_OK);
+	ck_assert_int_eq(put_tagged("@bob", 2, NULL, NULL), NP_OK);
+	/* A call that fails leaves the rest of the batch alone. */
+	ck_assert_int_eq(put_tagged("@nobody", 9, NULL, NULL),
+			 NP_ERR_NOT_FOUND);
+	ck_assert_int_eq(enroll("@bob", "no-such-token", 3, NOW),
+			 NP_ERR_TOKEN);
+	ck_assert_int_eq(put_tagged("@bob", 3, NULL, &s3), NP_OK);
+	ck_assert_int_eq(np_store_box_ack(st, "@bob", s3), NP_OK);
+	add_token("@carol", "carol-token", NOW + HOUR);
+	ck_assert_int_eq(enroll("@carol", "carol-token", 4, NOW), NP_OK);
+	/* Our connection sees the batch, the other not yet. */
+	ck_assert_int_eq(np_store_box_count(st, "@bob", &n), NP_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(np_store_box_count(other, "@bob", &n), NP_OK);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(np_store_identity_get(other, "@carol", NULL, &state),
+			 NP_ERR_NOT_FOUND);
+	ck_assert_int_eq(np_store_batch_end(st, 1), NP_OK);
+	ck_assert_int_eq(np_store_in_batch(st), 0);
+	ck_assert_int_eq(np_store_batch_end(st, 1), NP_ERR_INTERNAL);
+	ck_assert_int_eq(np_store_box_count(other, "@bob", &n), NP_OK);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(np_store_identity_get(other, "@carol", NULL, &state),
+			 NP_OK);
+	ck_assert_int_eq(state, NP_STORE_ACTIVE);
+	np_store_close(other);
+}
+END_TEST
+
+START_TEST(test_batch_rollback)
+{
+	int64_t n = -1;
+	int state;
+
+	make_ident("@bob", 2);
+	ck_assert_int_eq(put_tagged("@bob", 1, NULL, NULL), NP_OK);
+	ck_assert_int_eq(np_store_batch_begin(st), NP_OK);
+	ck_assert_int_eq(put_tagged("@bob", 2, NULL, NULL), NP_OK);
+	add_token("@carol", "carol-token", NOW + HOUR);
+	ck_assert_int_eq(enroll("@carol", "carol-token", 4, NOW), NP_OK);
+	ck_assert_int_eq(np_store_batch_end(st, 0), NP_OK);
+	ck_assert_int_eq(np_store_box_count(st, "@bob", &n), NP_OK);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(np_store_identity_get(st, "@carol", NULL, &state),
+			 NP_ERR_NOT_FOUND);
+	/* The store works on as before. */
+	ck_assert_int_eq(put_tagged("@bob", 3, NULL, NULL), NP_OK);
+	ck_assert_int_eq(np_store_box_count(st, "@bob", &n), NP_OK);
+	ck_assert_int_eq(n, 2);
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -952,6 +1019,8 @@ store_suite(void)
 	tcase_add_test(tc, test_list);
 	tcase_add_test(tc, test_box_tags);
 	tcase_add_test(tc, test_box_tag_bad);
+	tcase_add_test(tc, test_batch_commit);
+	tcase_add_test(tc, test_batch_rollback);
 	suite_add_tcase(s, tc);
 	return s;
 }
