@@ -4,8 +4,12 @@
  * rendezvous socket until both directions end.  Nothing but relayed bytes
  * ever goes to stdout; messages go to stderr.
  */
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,6 +23,9 @@
 #define PROXY_USAGE "np [-F CONFIG] [-v] proxy HOST PORT USER\n" \
 	"  (ssh_config: ProxyCommand np proxy %h %p %r)"
 
+#define PROXY_HUP_MS 1000	/* after ssh's SIGHUP: the relay's last chance */
+#define PROXY_DRAIN_MS 500	/* reading the device's last bytes at the end */
+
 struct proxy_run {
 	struct np_ev *ev;
 	struct np_relay *relay;
@@ -26,6 +33,59 @@ struct proxy_run {
 	int done;
 	struct np_relay_stats st;
 };
+
+/*
+ * ssh sends its ProxyCommand SIGHUP as it exits.  Dying of it would
+ * close the rendezvous socket with the device's last bytes unread: a
+ * reset instead of an end, and with records all the way the device
+ * never sees our final record.  So np proxy takes it as "ssh is gone":
+ * the relay goes on (ssh closed its side, so it is ending) for at most
+ * PROXY_HUP_MS, a failure to write to the gone ssh is no error, and the
+ * socket is drained before it is closed.
+ */
+static int proxy_hup;
+static struct proxy_run *proxy_cur;
+
+static void
+hup_stop(struct np_ev *ev, uint64_t id, void *arg)
+{
+	if (proxy_cur != NULL && proxy_cur->relay != NULL) {
+		np_relay_stop(proxy_cur->relay);
+	}
+}
+
+static void
+on_hup(struct np_ev *ev, int signo, void *arg)
+{
+	if (!proxy_hup) {
+		proxy_hup = 1;
+		if (np_ev_timer_add(ev, PROXY_HUP_MS, hup_stop, NULL) == 0) {
+			hup_stop(ev, 0, NULL);
+		}
+	}
+}
+
+/* Our half-close, then the peer's last bytes (discarded) until its end
+ * or PROXY_DRAIN_MS: the socket then closes without a reset. */
+static void
+drain(int fd)
+{
+	uint64_t end = np_now_mono_ms() + PROXY_DRAIN_MS, now;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	char buf[16384];
+	ssize_t n;
+
+	(void)shutdown(fd, SHUT_WR);
+	while ((now = np_now_mono_ms()) < end) {
+		if (poll(&p, 1, (int)(end - now)) <= 0) {
+			return;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+			return;
+		}
+	}
+}
 
 static void
 proxy_done(struct np_relay *r, int result, void *arg)
@@ -122,8 +182,10 @@ np_session_relay(struct np_cli *cli, const char *host, struct np_session *s,
 
 	memset(&pr, 0, sizeof(pr));
 	pr.ev = cli->ev;
+	proxy_cur = &pr;
 	r = np_session_failed(s) != NULL ? -1 :
 	    relay_run(cli, host, s, &pr, a, b);
+	proxy_cur = NULL;
 	if (np_session_failed(s) != NULL) {
 		np_session_fail_msg(s, host);
 		np_session_unwatch(s);
@@ -136,6 +198,12 @@ np_session_relay(struct np_cli *cli, const char *host, struct np_session *s,
 	cli_step(cli, "relay ended: %llu bytes out, %llu bytes in",
 	    (unsigned long long)pr.st.a_to_b,
 	    (unsigned long long)pr.st.b_to_a);
+	if (proxy_hup && pr.result != NP_RELAY_DONE && (pr.st.err_side == 1 ||
+	    pr.result == NP_RELAY_STOPPED) && pr.st.err_what == NULL) {
+		/* ssh has gone: not being able to write to it is its end. */
+		cli_step(cli, "%s: ssh is gone (SIGHUP)", host);
+		return 0;
+	}
 	if (pr.result != NP_RELAY_DONE && pr.st.err_what != NULL) {
 		cli_err("%s: relay stream from %s broken: %s; the connection "
 		    "was ended", host, pr.st.err_side == 2 ? "the device" :
@@ -217,8 +285,15 @@ cmd_proxy(struct np_cli *cli, int argc, char **argv)
 		goto out;
 	}
 	b.rfd = b.wfd = s.fd;
+	if (np_ev_signal_add(cli->ev, SIGHUP, on_hup, NULL) != NP_OK) {
+		cli_err("cannot watch for SIGHUP: out of resources");
+		goto out;
+	}
 	if (np_session_relay(cli, t.host, &s, a, b) == 0) {
 		rc = NP_EXIT_OK;
+	}
+	if (s.fd >= 0) {
+		drain(s.fd);
 	}
  out:
 	restore_flags(0, fl0);

@@ -349,6 +349,11 @@ ssh_run(struct np_cli *cli, const struct ssh_opts *o,
 		a.rfd = a.wfd = sr.cfd;
 		b.rfd = b.wfd = sr.sfd;
 		relay_ok = np_session_relay(cli, t->host, s, a, b);
+		/* ssh may still be waiting on this connection (a late refusal
+		 * from the device ends the relay first): it must see the end
+		 * before we wait for it to exit. */
+		close(sr.cfd);
+		sr.cfd = -1;
 	} else if (sr.child > 0 && !sr.child_done) {
 		close(sr.lfd); /* ssh, not connected yet, fails at once */
 		sr.lfd = -1;
