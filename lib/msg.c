@@ -154,20 +154,86 @@ str_of(struct json_object *v, size_t *len)
 	return s;
 }
 
+/* The value of each byte as a base64 character, -1 for anything else
+ * (a table: random base64 defeats the branch predictor of range tests). */
+static const int8_t b64_tab[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
+/*
+ * Standard base64 with padding, strictly: groups of four characters of
+ * the alphabet, the last group may end in "=" or "==" when the bits it
+ * leaves unused are zero; the whole string, nothing else.  That is what
+ * sodium_base642bin (ORIGINAL, no ignore, end at len) accepts, but it is
+ * decoded by value, not in constant time: everything on the wire is seen
+ * by its reader anyway (signatures, public keys, nonces, sealed boxes),
+ * and libsodium's constant-time decoder was most of np-server's CPU time
+ * per 4 KiB box (docs/BENCHMARKS.md, np-server scale).
+ */
 static int
 b64_decode(const char *s, size_t len, uint8_t *out, size_t max, size_t *n)
 {
-	const char *end = NULL;
+	/* out == NULL: check s and count its bytes, write none. */
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i, k = 0, pad = 0, body;
+	int a, b, c, d;
 
 	*n = 0;
-	if (!np_b64_alphabet_ok(s, len, 0))
+	if (len % 4 != 0)
 		return NP_ERR_INVALID;
-	if (sodium_base642bin(out, max, s, len, NULL, n, &end,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
-	    end != s + len) {
-		*n = 0;
+	if (len > 0 && s[len - 1] == '=')
+		pad = s[len - 2] == '=' ? 2 : 1;
+	if (len / 4 * 3 - pad > max)
 		return NP_ERR_INVALID;
+	if (len == 0)
+		return NP_OK;
+	/* Every group but the last: four characters, three bytes. */
+	body = len - 4;
+	for (i = 0; i < body; i += 4) {
+		a = b64_tab[u[i]];
+		b = b64_tab[u[i + 1]];
+		c = b64_tab[u[i + 2]];
+		d = b64_tab[u[i + 3]];
+		if ((a | b | c | d) < 0)
+			return NP_ERR_INVALID;
+		if (out != NULL) {
+			out[k] = (uint8_t)(a << 2 | b >> 4);
+			out[k + 1] = (uint8_t)((b & 0x0f) << 4 | c >> 2);
+			out[k + 2] = (uint8_t)((c & 0x03) << 6 | d);
+		}
+		k += 3;
 	}
+	/* The last, which may be padded; its unused bits must be zero. */
+	a = b64_tab[u[i]];
+	b = b64_tab[u[i + 1]];
+	c = pad == 2 ? 0 : b64_tab[u[i + 2]];
+	d = pad >= 1 ? 0 : b64_tab[u[i + 3]];
+	if ((a | b | c | d) < 0 || (pad == 2 && (b & 0x0f) != 0) ||
+	    (pad == 1 && (c & 0x03) != 0))
+		return NP_ERR_INVALID;
+	if (out != NULL) {
+		out[k] = (uint8_t)(a << 2 | b >> 4);
+		if (pad < 2)
+			out[k + 1] = (uint8_t)((b & 0x0f) << 4 | c >> 2);
+		if (pad < 1)
+			out[k + 2] = (uint8_t)((c & 0x03) << 6 | d);
+	}
+	*n = k + 3 - pad;
 	return NP_OK;
 }
 
@@ -175,20 +241,15 @@ b64_decode(const char *s, size_t len, uint8_t *out, size_t max, size_t *n)
 static int
 check_b64(const char *s, size_t len, size_t min, size_t max)
 {
-	uint8_t small[64], *buf = small;
 	size_t n;
 	int r;
 
 	if (len >
 	    sodium_base64_ENCODED_LEN(max, sodium_base64_VARIANT_ORIGINAL))
 		return NP_ERR_INVALID;
-	if (max > sizeof(small) && (buf = malloc(max)) == NULL)
-		return NP_ERR_ALLOC;
-	r = b64_decode(s, len, buf, max, &n);
+	r = b64_decode(s, len, NULL, max, &n);
 	if (r == NP_OK && n < min)
 		r = NP_ERR_INVALID;
-	if (buf != small)
-		free(buf);
 	return r;
 }
 

@@ -539,6 +539,33 @@ srv_conn_send(struct conn *c, struct json_object *obj)
 	return NP_OK;
 }
 
+int
+srv_conn_frame(struct conn *c, size_t len, uint8_t **dst)
+{
+	int r;
+
+	*dst = NULL;
+	if (c->dead) {
+		return NP_ERR_CLOSED;
+	}
+	if (c->out == NULL && (c->out = np_buf_new(SRV_OUT_MAX)) == NULL) {
+		srv_conn_close(c, NP_LOG_ERROR, "out of memory");
+		return NP_ERR_ALLOC;
+	}
+	if (len == 0 || len > NP_FRAME_MAX || np_buf_avail(c->out) < 4 + len) {
+		srv_conn_close(c, NP_LOG_WARN, "cannot queue output: %s",
+			       np_strerror(NP_ERR_TOO_BIG));
+		return NP_ERR_TOO_BIG;
+	}
+	if ((r = np_buf_put_u32(c->out, (uint32_t)len)) != NP_OK ||
+	    (r = np_buf_reserve(c->out, len, dst)) != NP_OK) {
+		srv_conn_close(c, NP_LOG_ERROR, "cannot queue output: %s",
+			       np_strerror(r));
+		return r;
+	}
+	return NP_OK;
+}
+
 static void
 resume_cb(struct np_ev *ev, uint64_t id, void *arg)
 {

@@ -128,6 +128,7 @@ struct srv {
 	 */
 	uint64_t commit_timer;
 	struct conn *held;
+	uint8_t *boxbuf; /* NP_STORE_BOX_MAX: a send's box, decoded */
 	struct ratelog rl_full, rl_src, rl_accept, rl_evict;
 };
 
@@ -139,6 +140,9 @@ void srv_conn_close(struct conn *c, int level, const char *fmt, ...)
 void srv_conn_fail(struct conn *c, const char *code, const char *msg);
 /* Queue one frame.  A failure closes the connection (check c->dead). */
 int srv_conn_send(struct conn *c, struct json_object *obj);
+/* Queue a frame of len bytes that the caller writes at *dst (they must be
+ * one JSON object).  A failure closes the connection. */
+int srv_conn_frame(struct conn *c, size_t len, uint8_t **dst);
 void srv_conn_flush(struct conn *c);
 void srv_conn_update(struct conn *c);
 size_t srv_conn_outlen(const struct conn *c);

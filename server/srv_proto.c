@@ -10,6 +10,8 @@
 #include <sodium.h>
 
 #include "err.h"
+#include "frame.h"
+#include "ident.h"
 #include "key.h"
 #include "log.h"
 #include "msg.h"
@@ -64,6 +66,38 @@ j_b64(struct json_object *o, const char *key, const uint8_t *p, size_t n)
 	}
 	free(s);
 	return r;
+}
+
+/*
+ * Base64 of a sealed box for a push, by table, into out (4 * ceil(n / 3)
+ * characters, no NUL): the box is ciphertext the server stores and
+ * forwards as it came, no secret, and libsodium's constant-time encoder
+ * is several times slower (docs/BENCHMARKS.md, np-server scale).
+ */
+static size_t
+b64_box(const uint8_t *p, size_t n, char *out)
+{
+	static const char abc[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t i, k = 0;
+	uint32_t w;
+
+	for (i = 0; i + 3 <= n; i += 3) {
+		w = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		out[k++] = abc[w >> 18];
+		out[k++] = abc[(w >> 12) & 63];
+		out[k++] = abc[(w >> 6) & 63];
+		out[k++] = abc[w & 63];
+	}
+	if (i < n) {
+		w = (uint32_t)p[i] << 16 |
+		    (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+		out[k++] = abc[w >> 18];
+		out[k++] = abc[(w >> 12) & 63];
+		out[k++] = i + 1 < n ? abc[(w >> 6) & 63] : '=';
+		out[k++] = '=';
+	}
+	return k;
 }
 
 /* A new {"t":type}; NULL when out of memory. */
@@ -439,12 +473,15 @@ req_send(struct conn *c, struct json_object *obj, int64_t rid)
 	if (ttl > cf->max_ttl) {
 		ttl = cf->max_ttl;
 	}
-	if ((b.box = malloc(NP_STORE_BOX_MAX)) == NULL) {
+	/* One decode buffer for the server (single-threaded; the store
+	 * copies the box before np_store_box_put returns). */
+	if (c->srv->boxbuf == NULL &&
+	    (c->srv->boxbuf = malloc(NP_STORE_BOX_MAX)) == NULL) {
 		return reply_error(c, rid, "internal", "out of memory");
 	}
+	b.box = c->srv->boxbuf;
 	if (np_msg_b64(obj, "box", b.box, NP_STORE_BOX_MAX, &b.box_len) !=
 	    NP_OK) {
-		free(b.box);
 		return reply_error(c, rid, "too_big", "box too big");
 	}
 	snprintf(b.recipient, sizeof(b.recipient), "%s", to);
@@ -457,7 +494,6 @@ req_send(struct conn *c, struct json_object *obj, int64_t rid)
 		r = np_store_box_put(c->srv->store, &b, cf->queue_max, &dup,
 				     &dropped);
 	}
-	free(b.box);
 	if (r != NP_OK) {
 		return reply_store_error(c, rid, r, "send");
 	}
@@ -718,31 +754,65 @@ srv_proto_frame(struct conn *c, struct json_object *obj)
 
 /* ---- pushes ---- */
 
+/* 1 when s is a message id: 32 lowercase hex digits. */
+static int
+mid_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < NP_STORE_MID_MAX; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f'))) {
+			return 0;
+		}
+	}
+	return s[i] == '\0';
+}
+
+/*
+ * The push {"t":"msg","seq":S,"from":F,"mid":M,"ts":T,"box":B[,"tag":G]}
+ * is written straight into the output buffer, not built as a JSON tree:
+ * every value is an integer or a string that needs no escaping (checked
+ * here: an identity, 32 hex digits, a tag, base64), and for a 4 KiB box
+ * json-c's tree, copy and escaping of '/' cost more than the rest of the
+ * push together.
+ */
 static int
 push_box(struct conn *c, const struct np_store_box *b)
 {
-	struct json_object *o = j_msg("msg");
-	int r = o != NULL ? NP_OK : NP_ERR_ALLOC;
+	char pre[256], post[64];
+	size_t b64len = (b->box_len + 2) / 3 * 4, len;
+	uint8_t *dst;
+	int n1, n2, r;
 
-	if (r == NP_OK && (r = j_int(o, "seq", b->seq)) == NP_OK &&
-	    (r = j_str(o, "from", b->sender)) == NP_OK &&
-	    (r = j_str(o, "mid", b->mid)) == NP_OK &&
-	    (r = j_int(o, "ts", b->created_ms)) == NP_OK &&
-	    (r = j_b64(o, "box", b->box, b->box_len)) == NP_OK &&
-	    b->tag[0] != '\0') {
-		r = j_str(o, "tag", b->tag);
+	if (!np_ident_valid(b->sender) || !mid_ok(b->mid) ||
+	    (b->tag[0] != '\0' && !np_tag_valid(b->tag)) || b->box_len == 0 ||
+	    b->box_len > NP_STORE_BOX_MAX) {
+		np_error("box %lld for %s from the store is malformed",
+			 (long long)b->seq, c->id);
+		srv_conn_fail(c, "internal", "storage error");
+		return NP_ERR_INTERNAL;
 	}
-	if (r == NP_OK) {
-		r = srv_conn_send(
-		    c, o); /* not re-validated: built from the store */
-	} else {
-		srv_conn_close(c, NP_LOG_ERROR, "cannot build a push: %s",
-			       np_strerror(r));
+	n1 = snprintf(pre, sizeof(pre),
+		      "{\"t\":\"msg\",\"seq\":%lld,\"from\":\"%s\",\"mid\":"
+		      "\"%s\",\"ts\":%lld,\"box\":\"",
+		      (long long)b->seq, b->sender, b->mid,
+		      (long long)b->created_ms);
+	n2 = b->tag[0] != '\0'
+		 ? snprintf(post, sizeof(post), "\",\"tag\":\"%s\"}", b->tag)
+		 : snprintf(post, sizeof(post), "\"}");
+	if (n1 <= 0 || (size_t)n1 >= sizeof(pre) || n2 <= 0 ||
+	    (size_t)n2 >= sizeof(post)) {
+		srv_conn_close(c, NP_LOG_ERROR, "cannot build a push");
+		return NP_ERR_INTERNAL;
 	}
-	json_object_put(o);
-	if (r != NP_OK) {
+	len = (size_t)n1 + b64len + (size_t)n2;
+	if ((r = srv_conn_frame(c, len, &dst)) != NP_OK) {
 		return r;
 	}
+	memcpy(dst, pre, (size_t)n1);
+	(void)b64_box(b->box, b->box_len, (char *)dst + n1);
+	memcpy(dst + (size_t)n1 + b64len, post, (size_t)n2);
 	c->inflight[c->ninflight++] = b->seq;
 	c->push_after = b->seq;
 	return NP_OK;

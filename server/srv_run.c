@@ -343,6 +343,7 @@ srv_free(struct srv *s)
 	np_ev_free(s->ev);
 	np_store_close(s->store);
 	np_tls_ctx_free(s->tls);
+	free(s->boxbuf);
 	free(s);
 }
 
