@@ -7,6 +7,7 @@
  *   dev_sess.c   sessions: client key authorized, rendezvous + sshd, relay
  *   dev_ctl.c    the control plane: boxes in, replies out
  *   dev_run.c    the daemon: set-up, host keys, timers, signals
+ *   dev_mem.c    memory at rest: OpenSSL initialisation, trims when idle
  */
 #ifndef NP_DEV_H
 #define NP_DEV_H
@@ -243,6 +244,7 @@ struct dev {
 	struct np_strlist ak_users; /* authorized_keys mode: users touched */
 	uint64_t sweep_timer;
 	uint64_t grace_timer;
+	uint64_t trim_timer;	/* dev_mem_idle() */
 	int stopping;
 	int exit_code;
 };
@@ -252,6 +254,15 @@ struct dev_opts {
 	int foreground; /* -D */
 	int verbose;	/* -v */
 };
+
+/* Memory at rest (dev_mem.c).  dev_mem_init() first, before any other
+ * OpenSSL call: NP_OK or NP_ERR_TLS.  dev_mem_idle() when the daemon may
+ * have become idle (control plane up, no session): dev_mem_trim() runs
+ * once it has stayed so for a while.  dev_mem_trim() gives back what
+ * the process holds and does not use at rest. */
+int dev_mem_init(void);
+void dev_mem_idle(struct dev *d);
+void dev_mem_trim(void);
 
 /* Run np-deviced until a signal ends it; the process exit code. */
 int dev_main(const struct dev_opts *o);

@@ -626,6 +626,7 @@ state_cb(struct np_cpc *c, int up, int err, int stopped, void *arg)
 		np_info("connected to %s port %s as %s", d->conf->server.host,
 		    d->conf->server.port, np_key_name(d->key));
 		d->cp->down = 0;
+		dev_mem_idle(d);
 		return;
 	}
 	/* One warning per outage; failed attempts after it at debug. */

@@ -163,6 +163,8 @@ begin_shutdown(struct dev *d)
 	d->stopping = 1;
 	np_ev_timer_del(d->ev, d->sweep_timer);
 	d->sweep_timer = 0;
+	np_ev_timer_del(d->ev, d->trim_timer);
+	d->trim_timer = 0;
 	dev_sess_shutdown(d, 0); /* sessions still connecting end now */
 	dev_ctl_stop(d);
 	if ((n = dev_sess_relaying(d)) == 0) {
@@ -341,6 +343,10 @@ dev_setup(struct dev *d, const struct dev_opts *o)
 	char err[1024];
 	int r;
 
+	if ((r = dev_mem_init()) != NP_OK) {
+		fprintf(stderr, "np-deviced: cannot initialise OpenSSL\n");
+		return r;
+	}
 	if ((r = dev_conf_load(d->conf, o->conf_path, err, sizeof(err))) !=
 	    NP_OK) {
 		fprintf(stderr, "np-deviced: %s\n", err);

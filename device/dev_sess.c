@@ -115,7 +115,9 @@ sess_unlink(struct dev *d, struct dev_sess *s)
 	if (s->next != NULL) {
 		s->next->prev = s->prev;
 	}
-	d->nsessions--;
+	if (--d->nsessions == 0) {
+		dev_mem_idle(d);
+	}
 }
 
 size_t
