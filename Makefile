@@ -22,6 +22,10 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# np-deviced keeps no database: without sqlite3 on its link line it does
+# not load libsqlite3 (and libm) even where the toolchain does not link
+# --as-needed by default (docs/BENCHMARKS.md, "Footprint").
+DEV_PKG_LIBS := $(shell pkg-config --libs libsodium openssl json-c)
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
@@ -95,6 +99,7 @@ $(BUILD)/np: $(call obj,proxy/main.c) $(LIBPROXY) $(LIBNP)
 $(BUILD)/np-srd: $(call obj,rendezvous/main.c) $(LIBSRD) $(LIBNP)
 $(BUILD)/np-keyhelper: $(call obj,$(KH_SRC)) $(LIBNP)
 $(BUILD)/np-deviced: $(call obj,device/main.c) $(LIBDEV) $(LIBNP)
+$(BUILD)/np-deviced: PKG_LIBS = $(DEV_PKG_LIBS)
 $(BINS):
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
