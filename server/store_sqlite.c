@@ -87,9 +87,13 @@ static const char *const st_sql[S_COUNT] = {
     [S_ROT_TRIM] = "DELETE FROM rotations WHERE name = ?1 AND idx <= ?2",
     [S_ROT_GET] = "SELECT old_pk, new_pk, sig FROM rotations "
 		  "WHERE name = ?1 ORDER BY idx DESC LIMIT ?2",
+    /* Only for an active recipient: no row is inserted otherwise, and
+     * box_insert asks why (no such identity, revoked, or a duplicate). */
     [S_BOX_PUT] = "INSERT INTO boxes (recipient, sender, mid, box, "
 		  "created_ms, expires_ms, tag) "
-		  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+		  "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS "
+		  "(SELECT 1 FROM identities WHERE name = ?1 AND "
+		  "state = 'active') "
 		  "ON CONFLICT (recipient, mid) DO NOTHING",
     [S_BOX_COUNT] = "SELECT count(*) FROM boxes WHERE recipient = ?1",
     [S_BOX_DROP] = "DELETE FROM boxes WHERE seq IN (SELECT seq FROM boxes "
@@ -998,7 +1002,7 @@ static int
 box_insert(struct np_store *s, struct np_store_box *b, int *dup)
 {
 	sqlite3_stmt *st;
-	int r;
+	int state, r;
 
 	if ((st = st_get(s, S_BOX_PUT)) == NULL) {
 		return NP_ERR_INTERNAL;
@@ -1017,6 +1021,13 @@ box_insert(struct np_store *s, struct np_store_box *b, int *dup)
 		return r;
 	}
 	if (sqlite3_changes(s->db) == 0) {
+		/* Not inserted: which of the three reasons? */
+		if ((r = id_get(s, b->recipient, NULL, &state)) != NP_OK) {
+			return r;
+		}
+		if (state != NP_STORE_ACTIVE) {
+			return NP_ERR_REVOKED;
+		}
 		*dup = 1;
 		return NP_OK;
 	}
@@ -1024,25 +1035,19 @@ box_insert(struct np_store *s, struct np_store_box *b, int *dup)
 	return NP_OK;
 }
 
+/* Drop the n oldest boxes of recipient. */
 static int
-box_trim(struct np_store *s, const char *recipient, int64_t queue_max,
+box_drop(struct np_store *s, const char *recipient, int64_t n,
 	 int64_t *dropped)
 {
 	sqlite3_stmt *st;
-	int64_t cnt;
 	int r;
 
-	if ((r = i64_by_name(s, S_BOX_COUNT, recipient, &cnt)) != NP_OK) {
-		return r;
-	}
-	if (cnt <= queue_max) {
-		return NP_OK;
-	}
 	if ((st = st_get(s, S_BOX_DROP)) == NULL) {
 		return NP_ERR_INTERNAL;
 	}
 	if ((r = bind_text(st, 1, recipient)) != NP_OK ||
-	    (r = bind_i64(st, 2, cnt - queue_max)) != NP_OK) {
+	    (r = bind_i64(st, 2, n)) != NP_OK) {
 		st_done(st);
 		return r;
 	}
@@ -1053,22 +1058,38 @@ box_trim(struct np_store *s, const char *recipient, int64_t queue_max,
 	return NP_OK;
 }
 
+/*
+ * The queue is counted before the insert: one that has room takes the
+ * box with one statement, which is atomic by itself; only a full one
+ * needs insert and drop together (its own transaction, or a savepoint of
+ * the batch).  Outside a batch everything runs in one transaction, as
+ * before (one commit).
+ */
 static int
-box_put_tx(struct np_store *s, struct np_store_box *b, int64_t queue_max,
+box_put_do(struct np_store *s, struct np_store_box *b, int64_t queue_max,
 	   int *dup, int64_t *dropped)
 {
-	int state, r;
+	int64_t cnt;
+	int full, r;
 
-	if ((r = id_get(s, b->recipient, NULL, &state)) != NP_OK) {
+	if (s->batch && (r = batch_alive(s)) != NP_OK) {
 		return r;
 	}
-	if (state != NP_STORE_ACTIVE) {
-		return NP_ERR_REVOKED;
-	}
-	if ((r = box_insert(s, b, dup)) != NP_OK || *dup) {
+	if ((r = i64_by_name(s, S_BOX_COUNT, b->recipient, &cnt)) != NP_OK) {
 		return r;
 	}
-	return box_trim(s, b->recipient, queue_max, dropped);
+	full = cnt + 1 > queue_max;
+	if (s->batch && !full) {
+		return box_insert(s, b, dup);
+	}
+	if ((r = tx_begin(s)) != NP_OK) {
+		return r;
+	}
+	r = box_insert(s, b, dup);
+	if (r == NP_OK && !*dup && full) {
+		r = box_drop(s, b->recipient, cnt + 1 - queue_max, dropped);
+	}
+	return tx_end(s, r);
 }
 
 static int
@@ -1115,10 +1136,7 @@ np_store_box_put(struct np_store *s, struct np_store_box *b, int64_t queue_max,
 	if (queue_max < 1) {
 		queue_max = 1;
 	}
-	if ((r = tx_begin(s)) != NP_OK) {
-		return r;
-	}
-	if ((r = tx_end(s, box_put_tx(s, b, queue_max, &d, &drop))) != NP_OK) {
+	if ((r = box_put_do(s, b, queue_max, &d, &drop)) != NP_OK) {
 		return r;
 	}
 	if (dup != NULL) {
