@@ -25,12 +25,15 @@
  * sessions are open, a sink process reads every device side while the
  * parent sends on every client side for SECONDS (see "The
  * throughput mode" below); it prints "stream N streams T s sent S bytes
- * B gbps G".  np-srd is then the only relay in the path.
+ * B gbps G".  np-srd is then the only relay in the path.  There
+ * READY_FILE is written once the sinks run, just before the first write.
  *
- *   np-srbulk -X STREAM_S --plain HOST:PORT [-n STREAMS]
+ *   np-srbulk -X STREAM_S --plain HOST:PORT [-n STREAMS] [-r READY_FILE]
  *	The same sender over plain TCP (no token line): N connections to
  *	HOST:PORT, which leads to an np-srbulk sink, directly or through a
- *	relay (socat, HAProxy).
+ *	relay (socat, HAProxy).  READY_FILE gets "open N errors 0 ms 0"
+ *	once all N are connected, just before the first write (bench/run
+ *	starts its CPU clock there).
  *   np-srbulk --sink PORT [--port-file FILE] [-T LIFETIME_S]
  *	The same sink as a server on 127.0.0.1:PORT (0: any free port,
  *	written to FILE) for LIFETIME_S seconds (default 3600): a sink
@@ -126,7 +129,8 @@ usage(void)
 	    "[-w WINDOW] [-S SOURCES]\n"
 	    "                 [-T TIMEOUT_S] [-r READY_FILE] [-g GO_FILE] "
 	    "[-H HOLD_S] [-X STREAM_S]\n"
-	    "       np-srbulk -X STREAM_S --plain HOST:PORT [-n STREAMS]\n"
+	    "       np-srbulk -X STREAM_S --plain HOST:PORT [-n STREAMS] "
+	    "[-r READY_FILE]\n"
 	    "       np-srbulk --sink PORT [--port-file FILE] "
 	    "[-T LIFETIME_S]\n");
 	exit(2);
@@ -909,10 +913,16 @@ send_run(const int *fds, long n, long secs)
 	return r;
 }
 
-/* Through np-srd: a sink process per device side, send on the rest. */
+/*
+ * Through np-srd: a sink process per device side, send on the rest.  The
+ * ready line goes to the ready file (when not NULL) once every sink runs,
+ * just before the first write, as in --plain mode.
+ */
 static int
-stream_srd(struct bulk *b, long secs)
+stream_srd(struct bulk *b, long secs, const char *ready,
+    const char *ready_line)
 {
+	FILE *f;
 	uint64_t deadline = np_now_mono_ms() + (uint64_t)secs * 1000 +
 	    DRAIN_MS + 5000;
 	pid_t *pid;
@@ -937,6 +947,10 @@ stream_srd(struct bulk *b, long secs)
 		if (pid[i] < 0) {
 			goto out;
 		}
+	}
+	if (ready != NULL && (f = fopen(ready, "w")) != NULL) {
+		fputs(ready_line, f);
+		fclose(f);
 	}
 	r = send_run(cfd, b->opened, secs);
  out:
@@ -990,11 +1004,13 @@ plain_connect(const struct np_hostport *hp)
 	return fd;
 }
 
-/* --plain HOST:PORT: n TCP streams to a sink (maybe via a relay). */
+/* --plain HOST:PORT: n TCP streams to a sink (maybe via a relay); the
+ * "open" line also goes to ready (when not NULL) once all are connected. */
 static int
-run_plain(const char *target, long n, long secs)
+run_plain(const char *target, long n, long secs, const char *ready)
 {
 	struct np_hostport hp = { NULL, NULL };
+	FILE *f;
 	int *fds;
 	long i, up = 0;
 	int rc = 1;
@@ -1012,6 +1028,11 @@ run_plain(const char *target, long n, long secs)
 		}
 	}
 	printf("open %ld errors 0 ms 0\n", n);
+	fflush(stdout);
+	if (ready != NULL && (f = fopen(ready, "w")) != NULL) {
+		fprintf(f, "open %ld errors 0 ms 0\n", n);
+		fclose(f);
+	}
 	if (send_run(fds, n, secs) == 0) {
 		rc = 0;
 	}
@@ -1114,6 +1135,7 @@ main(int argc, char **argv)
 	const char *config = NULL, *ready = NULL, *go = NULL;
 	const char *plain = NULL, *sink = NULL, *port_file = NULL;
 	long timeout_s = -1, hold_s = 0, stream_s = 0, i;
+	char ready_line[96];
 	uint64_t t0, t1, deadline;
 	FILE *f;
 	int ch, rc = 1;
@@ -1157,7 +1179,8 @@ main(int argc, char **argv)
 		if (stream_s == 0 || b.count > SINK_MAX) {
 			usage();
 		}
-		return run_plain(plain, b.count > 0 ? b.count : 1, stream_s);
+		return run_plain(plain, b.count > 0 ? b.count : 1, stream_s,
+		    ready);
 	}
 	if (config == NULL || b.sr[0] != '@' || b.count == 0 ||
 	    (stream_s > 0 && b.count > SINK_MAX)) {
@@ -1188,13 +1211,17 @@ main(int argc, char **argv)
 	    (unsigned long long)(t1 - t0), b.first_err[0] ? " first_error " :
 	    "", b.first_err);
 	fflush(stdout);
-	if (ready != NULL && (f = fopen(ready, "w")) != NULL) {
-		fprintf(f, "open %ld errors %ld ms %llu\n", b.opened, b.errors,
-		    (unsigned long long)(t1 - t0));
+	snprintf(ready_line, sizeof(ready_line), "open %ld errors %ld ms %llu\n",
+	    b.opened, b.errors, (unsigned long long)(t1 - t0));
+	if (stream_s == 0 && ready != NULL &&
+	    (f = fopen(ready, "w")) != NULL) {
+		fputs(ready_line, f);
 		fclose(f);
 	}
 	if (stream_s > 0) {
-		if (b.opened == b.count && stream_srd(&b, stream_s) == 0) {
+		/* There the ready file is written once the sinks run. */
+		if (b.opened == b.count &&
+		    stream_srd(&b, stream_s, ready, ready_line) == 0) {
 			rc = 0;
 		}
 		goto out;
