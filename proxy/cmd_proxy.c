@@ -198,10 +198,15 @@ np_session_relay(struct np_cli *cli, const char *host, struct np_session *s,
 	cli_step(cli, "relay ended: %llu bytes out, %llu bytes in",
 	    (unsigned long long)pr.st.a_to_b,
 	    (unsigned long long)pr.st.b_to_a);
-	if (proxy_hup && pr.result != NP_RELAY_DONE && (pr.st.err_side == 1 ||
-	    pr.result == NP_RELAY_STOPPED) && pr.st.err_what == NULL) {
-		/* ssh has gone: not being able to write to it is its end. */
-		cli_step(cli, "%s: ssh is gone (SIGHUP)", host);
+	if (pr.result != NP_RELAY_DONE && pr.st.err_what == NULL &&
+	    ((proxy_hup && (pr.st.err_side == 1 ||
+	    pr.result == NP_RELAY_STOPPED)) ||
+	    (!s->tunnel && pr.st.err_side == 1 && pr.st.err_errno == EPIPE))) {
+		/* ssh has gone (its SIGHUP, or its end of our stdout closed
+		 * as it exits): not being able to write to it is its end,
+		 * and ssh says itself what went wrong, if anything did. */
+		cli_step(cli, "%s: ssh is gone (%s)", host, proxy_hup ?
+		    "SIGHUP" : "its pipe closed");
 		return 0;
 	}
 	if (pr.result != NP_RELAY_DONE && pr.st.err_what != NULL) {
