@@ -97,7 +97,7 @@ struct np_relay {
 };
 
 static void relay_fd_cb(struct np_ev *, int, uint32_t, void *);
-static void fd_kind(int, uint8_t *, uint8_t *);
+static uint8_t splice_mode(struct rdir *);
 static void timer_cb(struct np_ev *, uint64_t, void *);
 static int arm_timer(struct np_relay *, uint64_t);
 
@@ -586,15 +586,11 @@ x_buf(struct np_relay *r, struct xdir *x, int side)
 static void
 dir_plain(struct rdir *d)
 {
-	uint8_t rsock, wfifo;
-
 	np_srec_free(d->x->rec); /* cleanses the key schedule */
 	free(d->x->buf);
 	free(d->x);
 	d->x = NULL;
-	fd_kind(d->rfd, &rsock, &d->rfifo);
-	fd_kind(d->wfd, &d->wsock, &wfifo);
-	d->mode = d->rfifo || wfifo ? M_DIRECT : M_PIPE;
+	d->mode = splice_mode(d);
 	d->want = W_READ;
 }
 
@@ -1082,25 +1078,30 @@ fd_kind(int fd, uint8_t *sock, uint8_t *fifo)
 	}
 }
 
+/* d's fd kinds (rfifo, wsock) and the splice mode they allow: DIRECT
+ * when either end is a pipe, else PIPE. */
+static uint8_t
+splice_mode(struct rdir *d)
+{
+	uint8_t rsock, wfifo;
+
+	fd_kind(d->rfd, &rsock, &d->rfifo);
+	fd_kind(d->wfd, &d->wsock, &wfifo);
+	return d->rfifo || wfifo ? M_DIRECT : M_PIPE;
+}
+
 static void
 dir_init(struct rdir *d, int rfd, int wfd, int force_copy)
 {
-	uint8_t rsock, wfifo;
+	uint8_t mode;
 
 	memset(d, 0, sizeof(*d));
 	d->rfd = rfd;
 	d->wfd = wfd;
 	d->pr = d->pw = -1;
 	d->want = W_READ;
-	fd_kind(rfd, &rsock, &d->rfifo);
-	fd_kind(wfd, &d->wsock, &wfifo);
-	if (force_copy) {
-		d->mode = M_COPY;
-	} else if (d->rfifo || wfifo) {
-		d->mode = M_DIRECT;
-	} else {
-		d->mode = M_PIPE;
-	}
+	mode = splice_mode(d);
+	d->mode = force_copy ? M_COPY : mode;
 }
 
 static void
