@@ -158,10 +158,21 @@ lab_ready() {
 	local dir=$1 name=$2 end=$((SECONDS + $3))
 	shift 3
 	while ! "$@" >/dev/null 2>&1; do
-		lab_alive "$dir" "$name" || return 1
+		# Its pid, not lab_alive: just after lab_spawn the child may not
+		# have exec'd setsid yet (/proc/PID/exe still bash), which
+		# lab_pid takes for someone else's process.
+		lab_spawned_alive "$dir" "$name" || return 1
 		[ $SECONDS -lt $end ] || return 1
 		sleep 0.05
 	done
+}
+
+# lab_spawned_alive DIR NAME: the process lab_spawn started for NAME runs.
+lab_spawned_alive() {
+	local pid
+	read -r pid <"$1/pids/$2.pid" 2>/dev/null || return 1
+	case $pid in '' | *[!0-9]*) return 1 ;; esac
+	kill -0 "$pid" 2>/dev/null
 }
 
 # lab_alive DIR NAME: NAME has a live process.
