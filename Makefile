@@ -20,8 +20,12 @@ else
 Q := @
 endif
 
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) libpq)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS))
+# np-server's store can be PostgreSQL (server/store_pg.c): only it, the
+# unit tests and the fuzz targets (whose archive holds the server's
+# objects) link libpq.
+SRV_PKG_LIBS := $(shell pkg-config --libs $(PKGS) libpq)
 # np-deviced keeps no database: without sqlite3 on its link line it does
 # not load libsqlite3 (and libm) even where the toolchain does not link
 # --as-needed by default (docs/BENCHMARKS.md, "Footprint").
@@ -100,6 +104,7 @@ $(BUILD)/np-srd: $(call obj,rendezvous/main.c) $(LIBSRD) $(LIBNP)
 $(BUILD)/np-keyhelper: $(call obj,$(KH_SRC)) $(LIBNP)
 $(BUILD)/np-deviced: $(call obj,device/main.c) $(LIBDEV) $(LIBNP)
 $(BUILD)/np-deviced: PKG_LIBS = $(DEV_PKG_LIBS)
+$(BUILD)/np-server: PKG_LIBS = $(SRV_PKG_LIBS)
 $(BINS):
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
@@ -108,7 +113,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIBSRV) $(LIBPROXY) $(LIBSRD) \
     $(LIBDEV) $(LIBNP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(PKG_LIBS)
+	$(Q)$(CC) $(LDFLAGS_OUR) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(SRV_PKG_LIBS)
 
 # The whole test suite: unit tests, integration tests on loopback, and a
 # short run of every fuzz target when clang is present.
@@ -175,7 +180,7 @@ build-fuzz/obj/%.o: %.c
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB)
 	@mkdir -p build-fuzz
 	@$(if $(Q),echo "  FUZZ    $@")
-	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB) $(PKG_LIBS)
+	$(Q)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_LIB) $(SRV_PKG_LIBS)
 
 fuzz-smoke: fuzz
 	$(Q)BUILD=$(BUILD) scripts/run-tests fuzz

@@ -29,6 +29,7 @@ static const char *const np_errstr[] = {
 	"enrollment token invalid, expired or already used",
 	"nesting too deep",
 	"unreachable",
+	"input/output error: connection lost",
 };
 
 /* One name for every code from NP_OK down to NP_ERR_MIN. */

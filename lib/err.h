@@ -34,8 +34,9 @@ enum np_err {
 	NP_ERR_TOKEN = -25,	 /* enrollment token invalid or used */
 	NP_ERR_DEPTH = -26,	 /* nesting too deep */
 	NP_ERR_UNREACHABLE = -27, /* cannot connect */
+	NP_ERR_IO = -28,	  /* a database or device connection lost */
 };
-#define NP_ERR_MIN (-27)
+#define NP_ERR_MIN (-28)
 
 const char *np_strerror(int r);
 

@@ -2,11 +2,15 @@
  * The control plane's storage: identities, their rotation chains,
  * one-time enrollment tokens (only their SHA-256) and the queued boxes.
  *
- * One narrow interface with plain C types; the SQLite backend lives in
- * store_sqlite.c (a PostgreSQL one can implement the same functions).
+ * One narrow interface with plain C types and two backends behind it
+ * (store.c dispatches): SQLite in store_sqlite.c, the default, and
+ * PostgreSQL via libpq in store_pg.c, which several np-server instances
+ * can share (the watch functions below tell one what the others did).
  * Identities are passed as "@name".  Times are milliseconds since the
  * epoch and are passed in by the caller, so expiry can be tested.
- * Every function returns NP_OK or a negative np_err code.
+ * Every function returns NP_OK or a negative np_err code; on PostgreSQL
+ * any of them can return NP_ERR_IO when the connection is lost (the next
+ * call reconnects, at most one attempt a second).
  */
 #ifndef NP_STORE_H
 #define NP_STORE_H
@@ -61,11 +65,26 @@ struct np_store_ident {
 typedef int np_store_list_cb(const struct np_store_ident *id, void *arg);
 
 /*
- * Open (or with NP_STORE_CREATE create) the database at path.  An
+ * Open (or with NP_STORE_CREATE create) the database at path.  A path
+ * that starts with "postgresql://" or "postgres://" is a libpq connection
+ * URI and opens PostgreSQL (NP_STORE_CREATE creates the tables there,
+ * NP_ERR_EXISTS when they are present; without them the open fails
+ * saying to run np-server init); anything else is an SQLite file.  An
  * existing database must carry a schema version this code knows; an
- * older one is migrated in place (version 1 -> 2: boxes gain a tag).
+ * older SQLite one is migrated in place (version 1 -> 2: boxes gain a
+ * tag).
  */
 int np_store_open(const char *path, int flags, struct np_store **out);
+/* 1 when path names a PostgreSQL database (a connection URI). */
+int np_store_is_uri(const char *path);
+/*
+ * path fit for a message: a URI's password (user:PASSWORD@, or a
+ * password= parameter) replaced by "xxx".  Always NUL-terminated;
+ * truncated to outlen.
+ */
+void np_store_redact(const char *path, char *out, size_t outlen);
+/* "sqlite" or "postgresql" */
+const char *np_store_backend(const struct np_store *s);
 void np_store_close(struct np_store *s); /* NULL is fine */
 
 /*
@@ -150,7 +169,40 @@ int np_store_expire(struct np_store *s, int64_t now_ms, int64_t *nboxes,
  * stops the walk and is returned. */
 int np_store_list(struct np_store *s, np_store_list_cb *cb, void *arg);
 
-/* *changed = 1 when another process committed since the last call. */
+/*
+ * *changed = 1 when another process committed since the last call
+ * (SQLite: any commit; PostgreSQL: an identity change by another
+ * instance, or a reconnect).
+ */
 int np_store_changed(struct np_store *s, int *changed);
+
+/*
+ * Watching what other np-server instances on the same database commit.
+ *
+ * np_store_watch_fd: an fd to watch for POLLIN: other instances' commits
+ * (PostgreSQL LISTEN); -1 when the backend has none (SQLite: poll
+ * np_store_changed on a timer) or while the connection is down.  The fd
+ * can change after a reconnect: call again after np_store_watch_read
+ * (and on the timer while it is -1).
+ */
+int np_store_watch_fd(struct np_store *s);
+/*
+ * Consume what arrived: cb(recipient, tag, arg) once per box
+ * notification (tag "" for untagged), recipient NULL meaning "anything
+ * may have changed: re-check everyone" (after a reconnect, or when more
+ * arrived than one call reports); *changed = 1 when identities changed
+ * (enroll/revoke/rotate) in another instance.  NP_OK even when nothing
+ * was pending; NP_ERR_IO while the connection is down (each call tries
+ * to reconnect, at most once a second).  Boxes this handle queued itself
+ * are not reported.  cb may be NULL; it may call the store, but not
+ * np_store_watch_read.
+ */
+typedef void np_store_box_cb(const char *recipient, const char *tag,
+			     void *arg);
+int np_store_watch_read(struct np_store *s, np_store_box_cb *cb, void *arg,
+			int *changed);
+/* 1 when box seq order is commit order (SQLite, one writer), 0 when not
+ * (PostgreSQL: concurrent instances). */
+int np_store_seq_ordered(const struct np_store *s);
 
 #endif

@@ -18,7 +18,7 @@
 #include "ident.h"
 #include "log.h"
 #include "msg.h"
-#include "store.h"
+#include "store_int.h"
 
 #define STORE_SCHEMA_VERSION 2
 #define STORE_BUSY_MS 5000
@@ -151,7 +151,8 @@ static const char store_migrate_2[] =
     "CREATE INDEX boxes_recipient_tag_seq ON boxes (recipient, tag, seq);"
     "INSERT INTO schema_version VALUES (2);";
 
-struct np_store {
+struct sq {
+	struct np_store base; /* first: the handle store.c sees */
 	sqlite3 *db;
 	sqlite3_stmt *st[S_COUNT];
 	int64_t data_version;
@@ -161,7 +162,7 @@ struct np_store {
 
 /* Map an SQLite result code to ours, logging the database's message. */
 static int
-db_err(struct np_store *s, int rc, const char *what)
+db_err(struct sq *s, int rc, const char *what)
 {
 	np_error("sqlite: %s: %s", what, sqlite3_errmsg(s->db));
 	switch (rc & 0xff) {
@@ -178,7 +179,7 @@ db_err(struct np_store *s, int rc, const char *what)
 }
 
 static sqlite3_stmt *
-st_get(struct np_store *s, enum st id)
+st_get(struct sq *s, enum st id)
 {
 	int rc;
 
@@ -205,7 +206,7 @@ st_done(sqlite3_stmt *st)
 
 /* Run a statement that returns no rows (after binding). */
 static int
-st_exec(struct np_store *s, sqlite3_stmt *st)
+st_exec(struct sq *s, sqlite3_stmt *st)
 {
 	int rc;
 
@@ -272,7 +273,7 @@ col_text(sqlite3_stmt *st, int i, char *out, size_t outlen)
 }
 
 static int
-run_simple(struct np_store *s, enum st id)
+run_simple(struct sq *s, enum st id)
 {
 	sqlite3_stmt *st;
 
@@ -289,7 +290,7 @@ run_simple(struct np_store *s, enum st id)
  * full); the batch is then lost and every later operation of it fails.
  */
 static int
-batch_alive(struct np_store *s)
+batch_alive(struct sq *s)
 {
 	if (!s->batch_lost && sqlite3_get_autocommit(s->db)) {
 		np_error("sqlite: the batch transaction was rolled back");
@@ -299,7 +300,7 @@ batch_alive(struct np_store *s)
 }
 
 static int
-tx_begin(struct np_store *s)
+tx_begin(struct sq *s)
 {
 	int r;
 
@@ -314,7 +315,7 @@ tx_begin(struct np_store *s)
 
 /* Commit when r is NP_OK, otherwise roll back; returns the outcome. */
 static int
-tx_end(struct np_store *s, int r)
+tx_end(struct sq *s, int r)
 {
 	int r2;
 
@@ -343,7 +344,7 @@ tx_end(struct np_store *s, int r)
 }
 
 static int
-exec_sql(struct np_store *s, const char *sql)
+exec_sql(struct sq *s, const char *sql)
 {
 	char *msg = NULL;
 	int rc;
@@ -359,7 +360,7 @@ exec_sql(struct np_store *s, const char *sql)
 
 /* Single-row integer query. */
 static int
-query_i64(struct np_store *s, const char *sql, int64_t *v, int *found)
+query_i64(struct sq *s, const char *sql, int64_t *v, int *found)
 {
 	sqlite3_stmt *st = NULL;
 	int rc, r = NP_OK;
@@ -381,7 +382,7 @@ query_i64(struct np_store *s, const char *sql, int64_t *v, int *found)
 }
 
 static int
-schema_create(struct np_store *s)
+schema_create(struct sq *s)
 {
 	char sql[64];
 	int r;
@@ -400,7 +401,7 @@ schema_create(struct np_store *s)
 }
 
 static int
-schema_version(struct np_store *s, int64_t *v)
+schema_version(struct sq *s, int64_t *v)
 {
 	int found, r;
 
@@ -418,13 +419,13 @@ schema_version(struct np_store *s, int64_t *v)
 /* Bring an older schema up to date, in one transaction (another process
  * may be doing the same: the version is re-read under the lock). */
 static int
-schema_migrate(struct np_store *s)
+schema_migrate(struct sq *s)
 {
 	int64_t v;
 	int r;
 
-	if ((r = schema_version(s, &v)) != NP_OK ||
-	    v >= STORE_SCHEMA_VERSION || v < 1) {
+	if ((r = schema_version(s, &v)) != NP_OK || v >= STORE_SCHEMA_VERSION ||
+	    v < 1) {
 		return r;
 	}
 	if ((r = exec_sql(s, "BEGIN IMMEDIATE")) != NP_OK) {
@@ -442,7 +443,7 @@ schema_migrate(struct np_store *s)
 }
 
 static int
-schema_check(struct np_store *s)
+schema_check(struct sq *s)
 {
 	int64_t v = 0;
 	int found, r;
@@ -471,7 +472,7 @@ schema_check(struct np_store *s)
 }
 
 static int
-store_pragmas(struct np_store *s)
+store_pragmas(struct sq *s)
 {
 	int64_t v;
 	int found, r;
@@ -503,10 +504,43 @@ store_precreate(const char *path)
 	return NP_OK;
 }
 
-int
-np_store_open(const char *path, int flags, struct np_store **out)
+static const struct np_store_ops sq_ops;
+
+static struct sq *
+sq_of(struct np_store *b)
 {
-	struct np_store *s = NULL;
+	return (struct sq *)b;
+}
+
+static const struct sq *
+sq_cof(const struct np_store *b)
+{
+	return (const struct sq *)b;
+}
+
+static void
+sq_free(struct sq *s)
+{
+	size_t i;
+
+	if (s == NULL) {
+		return;
+	}
+	for (i = 0; i < S_COUNT; i++) {
+		sqlite3_finalize(s->st[i]);
+	}
+	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK) {
+		np_warn("sqlite: close: %s", sqlite3_errmsg(s->db));
+	}
+	free(s);
+}
+
+static int sq_changed(struct np_store *b, int *changed);
+
+int
+np_store_sqlite_open(const char *path, int flags, struct np_store **out)
+{
+	struct sq *s = NULL;
 	int rc, r;
 
 	*out = NULL;
@@ -516,6 +550,7 @@ np_store_open(const char *path, int flags, struct np_store **out)
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		return NP_ERR_ALLOC;
 	}
+	s->base.ops = &sq_ops;
 	rc = sqlite3_open_v2(path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
@@ -536,37 +571,27 @@ np_store_open(const char *path, int flags, struct np_store **out)
 	if ((r = schema_check(s)) != NP_OK) {
 		goto out;
 	}
-	if ((r = np_store_changed(s, &rc)) != NP_OK) {
+	if ((r = sq_changed(&s->base, &rc)) != NP_OK) {
 		goto out;
 	}
-	*out = s;
+	*out = &s->base;
 	s = NULL;
 	r = NP_OK;
 out:
-	np_store_close(s);
+	sq_free(s);
 	return r;
 }
 
-void
-np_store_close(struct np_store *s)
+static void
+sq_close(struct np_store *b)
 {
-	size_t i;
-
-	if (s == NULL) {
-		return;
-	}
-	for (i = 0; i < S_COUNT; i++) {
-		sqlite3_finalize(s->st[i]);
-	}
-	if (s->db != NULL && sqlite3_close(s->db) != SQLITE_OK) {
-		np_warn("sqlite: close: %s", sqlite3_errmsg(s->db));
-	}
-	free(s);
+	sq_free(sq_of(b));
 }
 
-int
-np_store_batch_begin(struct np_store *s)
+static int
+sq_batch_begin(struct np_store *b)
 {
+	struct sq *s = sq_of(b);
 	int r;
 
 	if (s->batch) {
@@ -580,9 +605,10 @@ np_store_batch_begin(struct np_store *s)
 	return NP_OK;
 }
 
-int
-np_store_batch_end(struct np_store *s, int commit)
+static int
+sq_batch_end(struct np_store *b, int commit)
 {
+	struct sq *s = sq_of(b);
 	int r = NP_OK;
 
 	if (!s->batch) {
@@ -601,21 +627,16 @@ np_store_batch_end(struct np_store *s, int commit)
 	return commit ? r : NP_OK;
 }
 
-int
-np_store_in_batch(const struct np_store *s)
-{
-	return s->batch;
-}
-
 static int
-name_ok(const char *name)
+sq_in_batch(const struct np_store *b)
 {
-	return np_ident_valid(name) ? NP_OK : NP_ERR_INVALID;
+	const struct sq *s = sq_cof(b);
+	return s->batch;
 }
 
 /* Identity row inside or outside a transaction. */
 static int
-id_get(struct np_store *s, const char *name, uint8_t *pk, int *state)
+id_get(struct sq *s, const char *name, uint8_t *pk, int *state)
 {
 	sqlite3_stmt *st;
 	const unsigned char *sv;
@@ -651,29 +672,21 @@ out:
 	return r;
 }
 
-int
-np_store_identity_get(struct np_store *s, const char *name,
-		      uint8_t pk[NP_STORE_PK_LEN], int *state)
+static int
+sq_identity_get(struct np_store *b, const char *name, uint8_t *pk, int *state)
 {
-	int r;
-
-	if ((r = name_ok(name)) != NP_OK) {
-		return r;
-	}
-	return id_get(s, name, pk, state);
+	return id_get(sq_of(b), name, pk, state);
 }
 
-int
-np_store_token_add(struct np_store *s, const char *name,
-		   const uint8_t hash[NP_STORE_HASH_LEN], int64_t expires_ms,
-		   int64_t now_ms)
+static int
+sq_token_add(struct np_store *b, const char *name,
+	     const uint8_t hash[NP_STORE_HASH_LEN], int64_t expires_ms,
+	     int64_t now_ms)
 {
+	struct sq *s = sq_of(b);
 	sqlite3_stmt *st;
 	int r;
 
-	if ((r = name_ok(name)) != NP_OK) {
-		return r;
-	}
 	if (s->batch && (r = batch_alive(s)) != NP_OK) {
 		return r;
 	}
@@ -695,7 +708,7 @@ np_store_token_add(struct np_store *s, const char *name,
  * Every candidate is compared in constant time.
  */
 static int
-token_find(struct np_store *s, const char *name,
+token_find(struct sq *s, const char *name,
 	   const uint8_t hash[NP_STORE_HASH_LEN], int64_t now_ms,
 	   int64_t *rowid)
 {
@@ -731,7 +744,7 @@ out:
 }
 
 static int
-exec_name(struct np_store *s, enum st id, const char *name)
+exec_name(struct sq *s, enum st id, const char *name)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -747,8 +760,7 @@ exec_name(struct np_store *s, enum st id, const char *name)
 }
 
 static int
-enroll_tx(struct np_store *s, const char *name,
-	  const uint8_t hash[NP_STORE_HASH_LEN],
+enroll_tx(struct sq *s, const char *name, const uint8_t hash[NP_STORE_HASH_LEN],
 	  const uint8_t pk[NP_STORE_PK_LEN], int64_t now_ms)
 {
 	sqlite3_stmt *st;
@@ -787,16 +799,14 @@ enroll_tx(struct np_store *s, const char *name,
 	return st_exec(s, st);
 }
 
-int
-np_store_enroll(struct np_store *s, const char *name,
-		const uint8_t hash[NP_STORE_HASH_LEN],
-		const uint8_t pk[NP_STORE_PK_LEN], int64_t now_ms)
+static int
+sq_enroll(struct np_store *b, const char *name,
+	  const uint8_t hash[NP_STORE_HASH_LEN],
+	  const uint8_t pk[NP_STORE_PK_LEN], int64_t now_ms)
 {
+	struct sq *s = sq_of(b);
 	int r;
 
-	if ((r = name_ok(name)) != NP_OK) {
-		return r;
-	}
 	if ((r = tx_begin(s)) != NP_OK) {
 		return r;
 	}
@@ -804,7 +814,7 @@ np_store_enroll(struct np_store *s, const char *name,
 }
 
 static int
-revoke_tx(struct np_store *s, const char *name, int64_t now_ms)
+revoke_tx(struct sq *s, const char *name, int64_t now_ms)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -827,14 +837,12 @@ revoke_tx(struct np_store *s, const char *name, int64_t now_ms)
 	return exec_name(s, S_TOK_DEL_NAME, name);
 }
 
-int
-np_store_revoke(struct np_store *s, const char *name, int64_t now_ms)
+static int
+sq_revoke(struct np_store *b, const char *name, int64_t now_ms)
 {
+	struct sq *s = sq_of(b);
 	int r;
 
-	if ((r = name_ok(name)) != NP_OK) {
-		return r;
-	}
 	if ((r = tx_begin(s)) != NP_OK) {
 		return r;
 	}
@@ -843,7 +851,7 @@ np_store_revoke(struct np_store *s, const char *name, int64_t now_ms)
 
 /* Single-value integer statement bound to name. */
 static int
-i64_by_name(struct np_store *s, enum st id, const char *name, int64_t *v)
+i64_by_name(struct sq *s, enum st id, const char *name, int64_t *v)
 {
 	sqlite3_stmt *st;
 	int rc, r;
@@ -867,7 +875,7 @@ out:
 }
 
 static int
-rot_append(struct np_store *s, const char *name, const struct np_store_rot *rot,
+rot_append(struct sq *s, const char *name, const struct np_store_rot *rot,
 	   int64_t idx)
 {
 	sqlite3_stmt *st;
@@ -899,7 +907,7 @@ rot_append(struct np_store *s, const char *name, const struct np_store_rot *rot,
 }
 
 static int
-rotate_tx(struct np_store *s, const char *name, const struct np_store_rot *rot,
+rotate_tx(struct sq *s, const char *name, const struct np_store_rot *rot,
 	  int64_t now_ms)
 {
 	sqlite3_stmt *st;
@@ -932,34 +940,30 @@ rotate_tx(struct np_store *s, const char *name, const struct np_store_rot *rot,
 	return st_exec(s, st);
 }
 
-int
-np_store_rotate(struct np_store *s, const char *name,
-		const struct np_store_rot *rot, int64_t now_ms)
+static int
+sq_rotate(struct np_store *b, const char *name, const struct np_store_rot *rot,
+	  int64_t now_ms)
 {
+	struct sq *s = sq_of(b);
 	int r;
 
-	if ((r = name_ok(name)) != NP_OK) {
-		return r;
-	}
 	if ((r = tx_begin(s)) != NP_OK) {
 		return r;
 	}
 	return tx_end(s, rotate_tx(s, name, rot, now_ms));
 }
 
-int
-np_store_rot_get(struct np_store *s, const char *name, struct np_store_rot *out,
-		 size_t max, size_t *n)
+static int
+sq_rot_get(struct np_store *b, const char *name, struct np_store_rot *out,
+	   size_t max, size_t *n)
 {
+	struct sq *s = sq_of(b);
 	sqlite3_stmt *st;
 	struct np_store_rot tmp;
 	size_t i, cnt = 0;
 	int rc = SQLITE_DONE, r;
 
 	*n = 0;
-	if ((r = name_ok(name)) != NP_OK) {
-		return r;
-	}
 	if (max > NP_STORE_ROT_MAX) {
 		max = NP_STORE_ROT_MAX;
 	}
@@ -999,7 +1003,7 @@ out:
 }
 
 static int
-box_insert(struct np_store *s, struct np_store_box *b, int *dup)
+box_insert(struct sq *s, struct np_store_box *b, int *dup)
 {
 	sqlite3_stmt *st;
 	int state, r;
@@ -1037,8 +1041,7 @@ box_insert(struct np_store *s, struct np_store_box *b, int *dup)
 
 /* Drop the n oldest boxes of recipient. */
 static int
-box_drop(struct np_store *s, const char *recipient, int64_t n,
-	 int64_t *dropped)
+box_drop(struct sq *s, const char *recipient, int64_t n, int64_t *dropped)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -1066,8 +1069,8 @@ box_drop(struct np_store *s, const char *recipient, int64_t n,
  * before (one commit).
  */
 static int
-box_put_do(struct np_store *s, struct np_store_box *b, int64_t queue_max,
-	   int *dup, int64_t *dropped)
+box_put_do(struct sq *s, struct np_store_box *b, int64_t queue_max, int *dup,
+	   int64_t *dropped)
 {
 	int64_t cnt;
 	int full, r;
@@ -1093,59 +1096,10 @@ box_put_do(struct np_store *s, struct np_store_box *b, int64_t queue_max,
 }
 
 static int
-box_check(const struct np_store_box *b)
+sq_box_put(struct np_store *b, struct np_store_box *box, int64_t queue_max,
+	   int *dup, int64_t *dropped)
 {
-	size_t i, n = strnlen(b->mid, sizeof(b->mid));
-
-	if (!np_ident_valid(b->recipient) || !np_ident_valid(b->sender)) {
-		return NP_ERR_INVALID;
-	}
-	if (n == 0 || n > NP_STORE_MID_MAX) {
-		return NP_ERR_INVALID;
-	}
-	for (i = 0; i < n; i++) {
-		if (strchr("0123456789abcdef", b->mid[i]) == NULL) {
-			return NP_ERR_INVALID;
-		}
-	}
-	if (b->tag[0] != '\0' && !np_tag_valid(b->tag)) {
-		return NP_ERR_INVALID;
-	}
-	if (b->box == NULL || b->box_len == 0) {
-		return NP_ERR_INVALID;
-	}
-	return b->box_len > NP_STORE_BOX_MAX ? NP_ERR_TOO_BIG : NP_OK;
-}
-
-int
-np_store_box_put(struct np_store *s, struct np_store_box *b, int64_t queue_max,
-		 int *dup, int64_t *dropped)
-{
-	int64_t drop = 0;
-	int d = 0, r;
-
-	if (dup != NULL) {
-		*dup = 0;
-	}
-	if (dropped != NULL) {
-		*dropped = 0;
-	}
-	if ((r = box_check(b)) != NP_OK) {
-		return r;
-	}
-	if (queue_max < 1) {
-		queue_max = 1;
-	}
-	if ((r = box_put_do(s, b, queue_max, &d, &drop)) != NP_OK) {
-		return r;
-	}
-	if (dup != NULL) {
-		*dup = d;
-	}
-	if (dropped != NULL) {
-		*dropped = drop;
-	}
-	return NP_OK;
+	return box_put_do(sq_of(b), box, queue_max, dup, dropped);
 }
 
 static int
@@ -1180,92 +1134,51 @@ box_row(sqlite3_stmt *st, const char *recipient, struct np_store_box *b)
 	return NP_OK;
 }
 
-int
-np_store_box_fetch(struct np_store *s, const char *recipient, const char *tag,
-		   int64_t after, size_t limit, int64_t now_ms,
-		   struct np_store_box **out, size_t *n)
+/* v has room for limit boxes; *n counts the ones filled, on error too
+ * (store.c frees them). */
+static int
+sq_box_fetch(struct np_store *b, const char *recipient, const char *tag,
+	     int64_t after, size_t limit, int64_t now_ms,
+	     struct np_store_box *v, size_t *n)
 {
+	struct sq *s = sq_of(b);
 	sqlite3_stmt *st = NULL;
-	struct np_store_box *v = NULL;
-	size_t cnt = 0;
 	int rc = SQLITE_DONE, r;
 
-	*out = NULL;
 	*n = 0;
-	if ((r = name_ok(recipient)) != NP_OK) {
-		return r;
-	}
-	if (tag != NULL && tag[0] == '\0') {
-		tag = NULL;
-	}
-	if (tag != NULL && !np_tag_valid(tag)) {
-		return NP_ERR_INVALID;
-	}
-	if (limit > NP_STORE_FETCH_MAX) {
-		limit = NP_STORE_FETCH_MAX;
-	}
-	if (limit == 0) {
-		return NP_OK;
-	}
-	if ((v = calloc(limit, sizeof(*v))) == NULL) {
-		return NP_ERR_ALLOC;
-	}
 	if ((st = st_get(s, S_BOX_FETCH)) == NULL) {
-		r = NP_ERR_INTERNAL;
-		goto out;
+		return NP_ERR_INTERNAL;
 	}
 	if ((r = bind_text(st, 1, recipient)) != NP_OK ||
 	    (r = bind_i64(st, 2, after)) != NP_OK ||
 	    (r = bind_i64(st, 3, now_ms)) != NP_OK ||
 	    (r = bind_i64(st, 4, (int64_t)limit)) != NP_OK ||
-	    (tag != NULL && (r = bind_text(st, 5, tag)) != NP_OK)) {
+	    (tag[0] != '\0' && (r = bind_text(st, 5, tag)) != NP_OK)) {
 		goto out;
 	}
-	while (cnt < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if ((r = box_row(st, recipient, &v[cnt])) != NP_OK) {
-			cnt++; /* so its partial allocation is freed */
+	while (*n < limit && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		/* counted first, so a partial allocation is freed */
+		if ((r = box_row(st, recipient, &v[(*n)++])) != NP_OK) {
 			goto out;
 		}
-		cnt++;
 	}
-	if (cnt < limit && rc != SQLITE_DONE) {
+	if (*n < limit && rc != SQLITE_DONE) {
 		r = db_err(s, rc, "box fetch");
 		goto out;
 	}
-	*out = v;
-	*n = cnt;
-	v = NULL;
-	cnt = 0;
 	r = NP_OK;
 out:
 	st_done(st);
-	np_store_boxes_free(v, cnt);
 	return r;
 }
 
-void
-np_store_boxes_free(struct np_store_box *v, size_t n)
+static int
+sq_box_ack(struct np_store *b, const char *recipient, int64_t seq)
 {
-	size_t i;
-
-	if (v == NULL) {
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		free(v[i].box);
-	}
-	free(v);
-}
-
-int
-np_store_box_ack(struct np_store *s, const char *recipient, int64_t seq)
-{
+	struct sq *s = sq_of(b);
 	sqlite3_stmt *st;
 	int r;
 
-	if ((r = name_ok(recipient)) != NP_OK) {
-		return r;
-	}
 	if (s->batch && (r = batch_alive(s)) != NP_OK) {
 		return r;
 	}
@@ -1283,20 +1196,14 @@ np_store_box_ack(struct np_store *s, const char *recipient, int64_t seq)
 	return sqlite3_changes(s->db) > 0 ? NP_OK : NP_ERR_NOT_FOUND;
 }
 
-int
-np_store_box_count(struct np_store *s, const char *recipient, int64_t *n)
+static int
+sq_box_count(struct np_store *b, const char *recipient, int64_t *n)
 {
-	int r;
-
-	*n = 0;
-	if ((r = name_ok(recipient)) != NP_OK) {
-		return r;
-	}
-	return i64_by_name(s, S_BOX_COUNT, recipient, n);
+	return i64_by_name(sq_of(b), S_BOX_COUNT, recipient, n);
 }
 
 static int
-exec_now(struct np_store *s, enum st id, int64_t now_ms, int64_t *changed)
+exec_now(struct sq *s, enum st id, int64_t now_ms, int64_t *changed)
 {
 	sqlite3_stmt *st;
 	int r;
@@ -1317,10 +1224,10 @@ exec_now(struct np_store *s, enum st id, int64_t now_ms, int64_t *changed)
 	return NP_OK;
 }
 
-int
-np_store_expire(struct np_store *s, int64_t now_ms, int64_t *nboxes,
-		int64_t *ntokens)
+static int
+sq_expire(struct np_store *b, int64_t now_ms, int64_t *nboxes, int64_t *ntokens)
 {
+	struct sq *s = sq_of(b);
 	int r;
 
 	if (nboxes != NULL) {
@@ -1339,9 +1246,10 @@ np_store_expire(struct np_store *s, int64_t now_ms, int64_t *nboxes,
 	return tx_end(s, r);
 }
 
-int
-np_store_list(struct np_store *s, np_store_list_cb *cb, void *arg)
+static int
+sq_list(struct np_store *b, np_store_list_cb *cb, void *arg)
 {
+	struct sq *s = sq_of(b);
 	sqlite3_stmt *st;
 	struct np_store_ident id;
 	uint8_t pk[NP_STORE_PK_LEN];
@@ -1376,9 +1284,10 @@ np_store_list(struct np_store *s, np_store_list_cb *cb, void *arg)
 	return r;
 }
 
-int
-np_store_changed(struct np_store *s, int *changed)
+static int
+sq_changed(struct np_store *b, int *changed)
 {
+	struct sq *s = sq_of(b);
 	sqlite3_stmt *st;
 	int64_t v;
 	int rc;
@@ -1400,3 +1309,40 @@ np_store_changed(struct np_store *s, int *changed)
 	}
 	return NP_OK;
 }
+
+/* One writer: no other instance to watch; np_store_changed on a timer. */
+static int
+sq_watch_fd(struct np_store *b)
+{
+	return -1;
+}
+
+static int
+sq_watch_read(struct np_store *b, np_store_box_cb *cb, void *arg, int *changed)
+{
+	return sq_changed(b, changed);
+}
+
+static const struct np_store_ops sq_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .batch_begin = sq_batch_begin,
+    .batch_end = sq_batch_end,
+    .in_batch = sq_in_batch,
+    .identity_get = sq_identity_get,
+    .token_add = sq_token_add,
+    .enroll = sq_enroll,
+    .revoke = sq_revoke,
+    .rotate = sq_rotate,
+    .rot_get = sq_rot_get,
+    .box_put = sq_box_put,
+    .box_fetch = sq_box_fetch,
+    .box_ack = sq_box_ack,
+    .box_count = sq_box_count,
+    .expire = sq_expire,
+    .list = sq_list,
+    .changed = sq_changed,
+    .watch_fd = sq_watch_fd,
+    .watch_read = sq_watch_read,
+    .seq_ordered = 1,
+};
