@@ -4,6 +4,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
 
 #include "srv_cli.h"
 #include "err.h"
@@ -46,17 +49,62 @@ srv_ident(const char *arg, char out[NP_IDENT_MAX + 1])
 }
 
 int
-srv_open_store(const char *dir, struct np_store **out)
+srv_store_target(const struct srv_conf *c, const char *dir, char *out,
+		 size_t outlen)
 {
-	char path[4096];
+	const char *st = c != NULL ? c->store : NULL;
+	int n;
+
+	if (st == NULL) {
+		return srv_path(out, outlen, dir, SRV_DB_FILE);
+	}
+	if (np_store_is_uri(st) || st[0] == '/') {
+		n = snprintf(out, outlen, "%s", st);
+		return n < 0 || (size_t)n >= outlen ? NP_ERR_TOO_BIG : NP_OK;
+	}
+	return srv_path(out, outlen, dir, st);
+}
+
+int
+srv_open_store_at(const char *target, int flags, struct np_store **out)
+{
+	char safe[512];
 	int r;
 
-	if ((r = srv_path(path, sizeof(path), dir, SRV_DB_FILE)) != NP_OK) {
+	if ((r = np_store_open(target, flags, out)) != NP_OK) {
+		np_store_redact(target, safe, sizeof(safe));
+		srv_err("cannot %s database %s: %s",
+			flags & NP_STORE_CREATE ? "create" : "open", safe,
+			np_strerror(r));
+	}
+	return r;
+}
+
+int
+srv_open_store(const char *dir, struct np_store **out)
+{
+	char path[4096], target[SRV_STORE_MAX + 4096], err[600];
+	struct srv_conf c;
+	int r;
+
+	*out = NULL;
+	srv_conf_init(&c);
+	if ((r = srv_path(path, sizeof(path), dir, SRV_CONF_FILE)) != NP_OK) {
 		srv_err("%s: path too long", dir);
 		return r;
 	}
-	if ((r = np_store_open(path, 0, out)) != NP_OK) {
-		srv_err("cannot open database %s: %s", path, np_strerror(r));
+	if (access(path, F_OK) == 0 &&
+	    (r = srv_conf_load(&c, path, err, sizeof(err))) != NP_OK) {
+		srv_err("%s", err);
+		srv_conf_free(&c);
+		return r;
 	}
+	if ((r = srv_store_target(&c, dir, target, sizeof(target))) != NP_OK) {
+		srv_err("%s: path too long", dir);
+	} else {
+		r = srv_open_store_at(target, 0, out);
+	}
+	sodium_memzero(target, sizeof(target));
+	srv_conf_free(&c);
 	return r;
 }

@@ -29,6 +29,7 @@
 #define SRV_DEFAULT_QUEUE_MAX 1000
 #define SRV_DEFAULT_MAX_TTL 604800
 #define SRV_DEFAULT_LOG_LEVEL "info"
+#define SRV_STORE_MAX 1024 /* a Store path or URI, with its NUL */
 
 struct srv_conf {
 	char *listen; /* ADDR:PORT; port 0 allowed (see srv_listen_parse) */
@@ -38,6 +39,9 @@ struct srv_conf {
 	long queue_max;
 	long max_ttl; /* seconds */
 	char *log_level;
+	/* Store: NULL for DIR/np.db; a postgresql:// URI; a file (relative
+	 * to the data directory) */
+	char *store;
 };
 
 struct srv_cmd {
@@ -65,8 +69,9 @@ int srv_conf_load(struct srv_conf *c, const char *path, char *err,
 int srv_conf_check(struct srv_conf *c, const char *path, char *err,
 		   size_t errlen);
 void srv_conf_free(struct srv_conf *c);
-/* Text of a server.conf with every keyword commented out at its default. */
-int srv_conf_default_text(struct np_buf *out);
+/* Text of a server.conf with every keyword commented out at its default;
+ * store, when not NULL, is written as an active Store line. */
+int srv_conf_default_text(struct np_buf *out, const char *store);
 /*
  * "host:port" or "[v6]:port" where port may be 0 (a free port), which
  * np_hostport_parse() refuses.
@@ -81,7 +86,20 @@ void srv_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int srv_path(char *out, size_t outlen, const char *dir, const char *file);
 /* Normalise a command-line identity ("name" or "@name"). */
 int srv_ident(const char *arg, char out[NP_IDENT_MAX + 1]);
-/* Open DIR/np.db, reporting failures; NP_OK or an error already told. */
+/*
+ * Where the store is: c->store (a URI as it is, a relative file under
+ * dir), or dir/np.db when c is NULL or has no Store.  NP_ERR_TOO_BIG.
+ */
+int srv_store_target(const struct srv_conf *c, const char *dir, char *out,
+		     size_t outlen);
+/*
+ * Open the store of data directory DIR: the Store of DIR/server.conf when
+ * that file exists (else DIR/np.db), reporting failures (the URI's
+ * password redacted); NP_OK or an error already told.
+ */
 int srv_open_store(const char *dir, struct np_store **out);
+/* Open the store at target (srv_store_target) with flags, reporting
+ * failures under the name what ("open", "create"). */
+int srv_open_store_at(const char *target, int flags, struct np_store **out);
 
 #endif

@@ -32,13 +32,16 @@ const struct np_conf_kw srv_conf_table[] = {
     KW("MaxTTL", NP_CONF_DURATION, max_ttl, 1, 604800,
        "longest time a box is kept (seconds)"),
     KW("LogLevel", NP_CONF_STR, log_level, 0, 0, "error, warn, info or debug"),
+    KW("Store", NP_CONF_STR, store, 0, 0,
+       "database: a file (relative: in the data directory) or a "
+       "postgresql:// URI"),
     {NULL, 0, 0, 0, 0, 0, NULL},
 };
 
 /* Defaults as text, in table order, for the generated file. */
 static const char *const srv_conf_defaults[] = {
-    SRV_DEFAULT_LISTEN,	   "20000", "32", "10", "1000", "604800",
-    SRV_DEFAULT_LOG_LEVEL,
+    SRV_DEFAULT_LISTEN,	   "20000",	"32", "10", "1000", "604800",
+    SRV_DEFAULT_LOG_LEVEL, SRV_DB_FILE,
 };
 
 void
@@ -97,6 +100,14 @@ srv_conf_check(struct srv_conf *c, const char *path, char *err, size_t errlen)
 		    path != NULL ? path : "config", c->log_level);
 		return NP_ERR_CONF;
 	}
+	if (c->store != NULL &&
+	    (c->store[0] == '\0' || strlen(c->store) >= SRV_STORE_MAX)) {
+		snprintf(err, errlen,
+			 "%s: bad Store (a file or a URI of 1 to %d "
+			 "characters)",
+			 path != NULL ? path : "config", SRV_STORE_MAX - 1);
+		return NP_ERR_CONF;
+	}
 	return NP_OK;
 }
 
@@ -109,10 +120,11 @@ srv_conf_free(struct srv_conf *c)
 	np_conf_free(srv_conf_table, c);
 	c->listen = NULL;
 	c->log_level = NULL;
+	c->store = NULL;
 }
 
 int
-srv_conf_default_text(struct np_buf *out)
+srv_conf_default_text(struct np_buf *out, const char *store)
 {
 	const struct np_conf_kw *kw;
 	size_t i;
@@ -129,6 +141,12 @@ srv_conf_default_text(struct np_buf *out)
 		if ((r = np_buf_putf(out, "\n# %s\n#%s %s\n", kw->help,
 				     kw->name, srv_conf_defaults[i])) !=
 		    NP_OK) {
+			return r;
+		}
+		if (store != NULL &&
+		    kw->offset == offsetof(struct srv_conf, store) &&
+		    (r = np_buf_putf(out, "%s %s\n", kw->name, store)) !=
+			NP_OK) {
 			return r;
 		}
 	}

@@ -139,7 +139,7 @@ START_TEST(test_default_text)
 	size_t n = 0;
 
 	ck_assert_ptr_nonnull(b);
-	ck_assert_int_eq(srv_conf_default_text(b), NP_OK);
+	ck_assert_int_eq(srv_conf_default_text(b, NULL), NP_OK);
 	ck_assert_ptr_nonnull(text = strndup((const char *)np_buf_ptr(b),
 				  np_buf_len(b)));
 	ck_assert_int_eq(load_text(text, &c, err, sizeof(err)), NP_OK);
@@ -151,7 +151,7 @@ START_TEST(test_default_text)
 			n++;
 		}
 	}
-	ck_assert_uint_eq(n, 7);
+	ck_assert_uint_eq(n, 8);
 	ck_assert_int_eq(load_text(text, &c, err, sizeof(err)), NP_OK);
 	ck_assert_str_eq(c.listen, "127.0.0.1:6464");
 	ck_assert_int_eq(c.max_conns, 20000);
@@ -160,6 +160,8 @@ START_TEST(test_default_text)
 	ck_assert_int_eq(c.queue_max, 1000);
 	ck_assert_int_eq(c.max_ttl, 604800);
 	ck_assert_str_eq(c.log_level, "info");
+	/* "Store np.db": the default file in the data directory */
+	ck_assert_str_eq(c.store, "np.db");
 	srv_conf_free(&c);
 	free(text);
 	np_buf_free(b);
