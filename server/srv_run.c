@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "err.h"
 #include "notify.h"
 #include "key.h"
@@ -350,10 +352,10 @@ srv_free(struct srv *s)
 static int
 srv_open(struct srv *s, const char *dir)
 {
-	char db[4096], key[4096], crt[4096];
+	char db[SRV_STORE_MAX + 4096], key[4096], crt[4096];
 	int r;
 
-	if (srv_path(db, sizeof(db), dir, SRV_DB_FILE) != NP_OK ||
+	if (srv_store_target(s->conf, dir, db, sizeof(db)) != NP_OK ||
 	    srv_path(key, sizeof(key), dir, SRV_KEY_FILE) != NP_OK ||
 	    srv_path(crt, sizeof(crt), dir, SRV_CERT_FILE) != NP_OK) {
 		np_error("%s: path too long", dir);
@@ -363,10 +365,12 @@ srv_open(struct srv *s, const char *dir)
 		np_error_r(r, "cannot load %s / %s", crt, key);
 		return r;
 	}
-	if ((r = np_store_open(db, 0, &s->store)) != NP_OK) {
-		np_error_r(r, "cannot open %s", db);
+	r = srv_open_store_at(db, 0, &s->store);
+	sodium_memzero(db, sizeof(db)); /* a URI may carry a password */
+	if (r != NP_OK) {
 		return r;
 	}
+	np_info("store: %s", np_store_backend(s->store));
 	if ((s->ev = np_ev_new()) == NULL ||
 	    (s->idents = srv_htab_new()) == NULL ||
 	    (s->srcs = srv_htab_new()) == NULL) {

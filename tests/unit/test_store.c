@@ -1381,22 +1381,33 @@ START_TEST(test_pg_reconnect)
 END_TEST
 
 /* The tests both backends run; fixture chooses the backend. */
+/* check keeps the pointer to a case's name and never frees it: the
+ * names live here, four per backend. */
+static char case_names[8][32];
+static size_t ncase_names;
+
+static const char *
+case_name(const char *be, const char *what)
+{
+	char *n = case_names[ncase_names++ % 8];
+
+	snprintf(n, sizeof(case_names[0]), "%s-%s", be, what);
+	return n;
+}
+
 static void
 add_common(Suite *s, const char *be, SFun su, SFun td)
 {
-	char name[64];
 	TCase *tc;
 
-	snprintf(name, sizeof(name), "%s-open", be);
-	tc = tcase_create(strdup(name));
+	tc = tcase_create(case_name(be, "open"));
 	tcase_add_checked_fixture(tc, su, td);
 	tcase_add_test(tc, test_open_create_twice);
 	tcase_add_test(tc, test_reopen);
 	tcase_add_test(tc, test_data_version);
 	suite_add_tcase(s, tc);
 
-	snprintf(name, sizeof(name), "%s-enroll", be);
-	tc = tcase_create(strdup(name));
+	tc = tcase_create(case_name(be, "enroll"));
 	tcase_add_checked_fixture(tc, su, td);
 	tcase_add_test(tc, test_enroll_good);
 	tcase_add_test(tc, test_enroll_token_twice);
@@ -1407,15 +1418,13 @@ add_common(Suite *s, const char *be, SFun su, SFun td)
 	tcase_add_test(tc, test_revoke_reenroll);
 	suite_add_tcase(s, tc);
 
-	snprintf(name, sizeof(name), "%s-rotate", be);
-	tc = tcase_create(strdup(name));
+	tc = tcase_create(case_name(be, "rotate"));
 	tcase_add_checked_fixture(tc, su, td);
 	tcase_add_test(tc, test_rotation_chain);
 	tcase_add_test(tc, test_rotation_refused);
 	suite_add_tcase(s, tc);
 
-	snprintf(name, sizeof(name), "%s-boxes", be);
-	tc = tcase_create(strdup(name));
+	tc = tcase_create(case_name(be, "boxes"));
 	tcase_add_checked_fixture(tc, su, td);
 	tcase_add_test(tc, test_box_order_ack);
 	tcase_add_test(tc, test_box_duplicate);
