@@ -617,14 +617,15 @@ static void
 state_cb(struct np_cpc *c, int up, int err, int stopped, void *arg)
 {
 	struct dev *d = arg;
-	const char *detail = np_cpc_detail(c);
+	const char *detail = np_cpc_detail(c), *host, *port;
 
 	if (d->stopping) {
 		return;
 	}
 	if (up) {
-		np_info("connected to %s port %s as %s", d->conf->server.host,
-		    d->conf->server.port, np_key_name(d->key));
+		np_cpc_server(c, &host, &port);
+		np_info("connected to %s port %s as %s", host, port,
+		    np_key_name(d->key));
 		d->cp->down = 0;
 		dev_mem_idle(d);
 		return;
@@ -652,8 +653,7 @@ dev_ctl_start(struct dev *d)
 		return NP_ERR_ALLOC;
 	}
 	memset(&conf, 0, sizeof(conf));
-	conf.host = d->conf->server.host;
-	conf.port = d->conf->server.port;
+	conf.servers = &d->conf->server;
 	conf.fingerprint = d->conf->server_fingerprint;
 	conf.key = d->key;
 	conf.reconnect = 1;

@@ -351,17 +351,39 @@ conf_set_hostport(struct conf_ctx *c, const struct np_conf_kw *kw,
     void *field, char **argv, size_t argc, int first)
 {
 	char show[CONF_SHOW_MAX + 8];
-	struct np_hostport *dst = field, hp = { NULL, NULL };
+	struct np_hostport *dst = field, hp = { NULL, NULL, NULL }, *tail;
+	struct np_hostport *more;
+	size_t i;
 	int r;
 
-	if ((r = np_hostport_parse(argv[0], &hp)) != NP_OK) {
-		if (r == NP_ERR_ALLOC) {
-			conf_msg(c, "out of memory");
-			return r;
-		}
-		conf_msg(c, "bad host:port '%s' for '%s'",
-		    conf_show(argv[0], show, sizeof(show)), kw->name);
+	(void)first;
+	if (argc > NP_CONF_MULTI_MAX) {
+		conf_msg(c, "at most %d values for '%s'", NP_CONF_MULTI_MAX,
+		    kw->name);
 		return NP_ERR_CONF;
+	}
+	tail = &hp;
+	for (i = 0; i < argc; i++) {
+		more = i == 0 ? &hp : calloc(1, sizeof(*more));
+		if (more == NULL ||
+		    (r = np_hostport_parse(argv[i], more)) != NP_OK) {
+			r = more == NULL ? NP_ERR_ALLOC : r;
+			if (more != &hp) {
+				free(more);
+			}
+			np_hostport_free(&hp);
+			if (r == NP_ERR_ALLOC) {
+				conf_msg(c, "out of memory");
+				return r;
+			}
+			conf_msg(c, "bad host:port '%s' for '%s'",
+			    conf_show(argv[i], show, sizeof(show)), kw->name);
+			return NP_ERR_CONF;
+		}
+		if (more != &hp) {
+			tail->next = more;
+			tail = more;
+		}
 	}
 	np_hostport_free(dst);
 	*dst = hp;
@@ -540,7 +562,8 @@ conf_apply(struct conf_ctx *c, const struct np_conf_kw *kw, size_t *seen,
 		return NP_ERR_CONF;
 	}
 	if (kw->type != NP_CONF_LIST && kw->type != NP_CONF_LINES) {
-		if (argc > 1) {
+		if (argc > 1 && !(kw->type == NP_CONF_HOSTPORT &&
+		    (kw->flags & NP_CONF_MULTI) != 0)) {
 			conf_msg(c, "too many arguments for '%s'", kw->name);
 			return NP_ERR_CONF;
 		}
@@ -877,6 +900,7 @@ np_hostport_parse(const char *s, struct np_hostport *hp)
 		return NP_ERR_INVALID;
 	}
 	hp->host = hp->port = NULL;
+	hp->next = NULL;
 	if (s == NULL) {
 		return NP_ERR_INVALID;
 	}
@@ -915,12 +939,31 @@ np_hostport_parse(const char *s, struct np_hostport *hp)
 void
 np_hostport_free(struct np_hostport *hp)
 {
+	struct np_hostport *n;
+
 	if (hp == NULL) {
 		return;
 	}
 	free(hp->host);
 	free(hp->port);
 	hp->host = hp->port = NULL;
+	while ((n = hp->next) != NULL) {
+		hp->next = n->next;
+		free(n->host);
+		free(n->port);
+		free(n);
+	}
+}
+
+size_t
+np_hostport_count(const struct np_hostport *hp)
+{
+	size_t n = 0;
+
+	for (; hp != NULL && hp->host != NULL; hp = hp->next) {
+		n++;
+	}
+	return n;
 }
 
 void

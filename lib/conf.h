@@ -29,11 +29,14 @@ enum np_conf_type {
 };
 
 #define NP_CONF_REQUIRED 0x1
+#define NP_CONF_MULTI 0x2 /* HOSTPORT: several on its line, in order */
+#define NP_CONF_MULTI_MAX 16 /* host:port values of one MULTI keyword */
 #define NP_CONF_LINES_MAX 65536 /* lines of one NP_CONF_LINES keyword */
 
 struct np_hostport {
 	char *host;
 	char *port; /* decimal string */
+	struct np_hostport *next; /* NP_CONF_MULTI: the further ones */
 };
 
 struct np_strlist {
@@ -90,11 +93,15 @@ void np_conf_free(const struct np_conf_kw *table, void *obj);
 
 /*
  * "host:port" or "[v6addr]:port" into hp (host without brackets, port
- * normalised decimal 1..65535).  hp is overwritten (not freed) and left
- * {NULL, NULL} on error.  NP_OK, NP_ERR_INVALID or NP_ERR_ALLOC.
+ * normalised decimal 1..65535, next NULL).  hp is overwritten (not freed)
+ * and left {NULL, NULL, NULL} on error.  NP_OK, NP_ERR_INVALID or
+ * NP_ERR_ALLOC.
  */
 int np_hostport_parse(const char *s, struct np_hostport *hp);
+/* Frees hp's strings and the chain behind hp->next (not hp itself). */
 void np_hostport_free(struct np_hostport *hp);
+/* Entries in the chain starting at hp (0 when hp->host is NULL). */
+size_t np_hostport_count(const struct np_hostport *hp);
 void np_strlist_free(struct np_strlist *l);
 void np_strlines_free(struct np_strlines *l);
 

@@ -63,8 +63,13 @@ struct cpc_req {
 
 struct np_cpc {
 	struct np_ev *ev;
-	char *host;
-	char *port;
+	char *host;	/* hosts[cur] */
+	char *port;	/* ports[cur] */
+	char *hosts[NP_CPC_SERVERS_MAX];
+	char *ports[NP_CPC_SERVERS_MAX];
+	size_t nsrv;
+	size_t cur;	/* the server being tried or used */
+	size_t left;	/* servers this attempt may still move on to */
 	char *fp;
 	char *id;
 	char *token;
@@ -118,6 +123,7 @@ struct np_cpc {
 
 static void cpc_drop(struct np_cpc *c, int err, int fatal);
 static void cpc_attempt(struct np_cpc *c);
+static void cpc_attempt_round(struct np_cpc *c);
 static void cpc_try_next(struct np_cpc *c);
 static void cpc_fd_cb(struct np_ev *ev, int fd, uint32_t events, void *arg);
 
@@ -126,8 +132,12 @@ static void cpc_fd_cb(struct np_ev *ev, int fd, uint32_t events, void *arg);
 static void
 cpc_destroy(struct np_cpc *c)
 {
-	free(c->host);
-	free(c->port);
+	size_t i;
+
+	for (i = 0; i < c->nsrv; i++) {
+		free(c->hosts[i]);
+		free(c->ports[i]);
+	}
 	free(c->fp);
 	free(c->id);
 	free(c->monitor_tag);
@@ -257,11 +267,17 @@ np_cpc_new(struct np_ev *ev, const struct np_cpc_conf *conf,
     struct np_cpc **out)
 {
 	struct np_cpc *c = NULL;
+	const struct np_hostport *hp;
 	int bad = 0, r;
 
 	*out = NULL;
-	if (ev == NULL || conf == NULL || conf->host == NULL ||
-	    conf->fingerprint == NULL || conf->key == NULL) {
+	if (ev == NULL || conf == NULL || conf->fingerprint == NULL ||
+	    conf->key == NULL) {
+		return NP_ERR_INVALID;
+	}
+	if (conf->servers != NULL ? np_hostport_count(conf->servers) == 0 ||
+	    np_hostport_count(conf->servers) > NP_CPC_SERVERS_MAX :
+	    conf->host == NULL) {
 		return NP_ERR_INVALID;
 	}
 	if (conf->id != NULL && !np_ident_valid(conf->id)) {
@@ -279,9 +295,21 @@ np_cpc_new(struct np_ev *ev, const struct np_cpc_conf *conf,
 	c->ev = ev;
 	c->fd = -1;
 	c->key = conf->key;
-	c->host = dup_or_null(conf->host, &bad);
-	c->port = dup_or_null(conf->port != NULL ? conf->port :
-	    NP_CPC_DEFAULT_PORT, &bad);
+	if (conf->servers == NULL) {
+		c->hosts[0] = dup_or_null(conf->host, &bad);
+		c->ports[0] = dup_or_null(conf->port != NULL ? conf->port :
+		    NP_CPC_DEFAULT_PORT, &bad);
+		c->nsrv = 1;
+	}
+	for (hp = conf->servers; hp != NULL && hp->host != NULL;
+	    hp = hp->next) {
+		c->hosts[c->nsrv] = dup_or_null(hp->host, &bad);
+		c->ports[c->nsrv] = dup_or_null(hp->port != NULL ? hp->port :
+		    NP_CPC_DEFAULT_PORT, &bad);
+		c->nsrv++;
+	}
+	c->host = c->hosts[0];
+	c->port = c->ports[0];
 	c->fp = dup_or_null(conf->fingerprint, &bad);
 	c->id = dup_or_null(conf->id != NULL ? conf->id :
 	    np_key_name(conf->key), &bad);
@@ -435,7 +463,7 @@ cpc_retry_cb(struct np_ev *ev, uint64_t id, void *arg)
 	c->retry_timer = 0;
 	c->early_wait = 0;
 	if (c->started && c->state == CPC_WAIT) {
-		cpc_attempt(c);
+		cpc_attempt_round(c);
 	}
 	cpc_leave(c);
 }
@@ -445,6 +473,41 @@ cpc_err_is_auth(int err)
 {
 	return err == NP_ERR_AUTH || err == NP_ERR_REVOKED ||
 	    err == NP_ERR_TOKEN || err == NP_ERR_EXISTS;
+}
+
+/* Make the next server (in the configured order, wrapping) current. */
+static void
+cpc_server_advance(struct np_cpc *c)
+{
+	c->cur = (c->cur + 1) % c->nsrv;
+	c->host = c->hosts[c->cur];
+	c->port = c->ports[c->cur];
+}
+
+/*
+ * This attempt's server could not be reached or failed before
+ * authentication: move on to the next one when the attempt has not
+ * tried them all.  1 when it did (the caller starts it).
+ */
+static int
+cpc_server_next(struct np_cpc *c)
+{
+	if (c->left == 0) {
+		return 0;
+	}
+	c->left--;
+	np_debug("%s port %s: %s; trying the next server", c->host, c->port,
+	    c->detail[0] != '\0' ? c->detail : "failed");
+	cpc_server_advance(c);
+	return 1;
+}
+
+/* An attempt from the current server that may try every other one. */
+static void
+cpc_attempt_round(struct np_cpc *c)
+{
+	c->left = c->nsrv - 1;
+	cpc_attempt(c);
 }
 
 /*
@@ -495,6 +558,17 @@ cpc_drop(struct np_cpc *c, int err, int fatal)
 
 	cpc_close(c, 0);
 	c->last_err = err;
+	if (!fatal && c->started && was >= CPC_CONNECTING && was < CPC_UP &&
+	    !cpc_err_is_auth(err) && cpc_server_next(c)) {
+		cpc_fail_pending(c, NP_ERR_CLOSED);
+		cpc_attempt(c);
+		return;
+	}
+	if (was == CPC_UP && c->nsrv > 1) {
+		/* Its instance may be gone: the next attempt starts at the
+		 * next one (any instance serves any identity). */
+		cpc_server_advance(c);
+	}
 	if (cpc_early_retry(c, err, fatal, was)) {
 		cpc_fail_pending(c, NP_ERR_CLOSED);
 		return;
@@ -1413,6 +1487,14 @@ cpc_try_next(struct np_cpc *c)
 	}
 	cpc_detail(c, "cannot connect to %s port %s: %s", c->host, c->port,
 	    strerror(c->last_errno != 0 ? c->last_errno : ECONNREFUSED));
+	if (c->ai != NULL) {
+		freeaddrinfo(c->ai);
+		c->ai = NULL;
+	}
+	if (c->started && cpc_server_next(c)) {
+		cpc_attempt(c);
+		return;
+	}
 	cpc_drop(c, NP_ERR_UNREACHABLE, 0);
 }
 
@@ -1436,6 +1518,10 @@ cpc_attempt(struct np_cpc *c)
 		c->ai = NULL;
 		cpc_detail(c, "cannot resolve %s: %s", c->host,
 		    gai_strerror(r));
+		if (c->started && cpc_server_next(c)) {
+			cpc_attempt(c);
+			return;
+		}
 		cpc_drop(c, NP_ERR_UNREACHABLE, 0);
 		return;
 	}
@@ -1483,6 +1569,13 @@ cpc_fd_cb(struct np_ev *ev, int fd, uint32_t events, void *arg)
 	cpc_leave(c);
 }
 
+void
+np_cpc_server(const struct np_cpc *c, const char **host, const char **port)
+{
+	*host = c->host;
+	*port = c->port;
+}
+
 /* ---------- start / stop / free ---------- */
 
 int
@@ -1495,7 +1588,7 @@ np_cpc_start(struct np_cpc *c)
 	c->started = 1;
 	c->detail[0] = '\0';
 	c->last_err = NP_OK;
-	cpc_attempt(c);
+	cpc_attempt_round(c);
 	cpc_leave(c);
 	return NP_OK;
 }

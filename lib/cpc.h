@@ -29,6 +29,7 @@
 
 #include <json-c/json.h>
 
+#include "conf.h"
 #include "ev.h"
 #include "ident.h"
 #include "key.h"
@@ -43,14 +44,22 @@
 #define NP_CPC_MAX_PENDING 4096	      /* requests in flight */
 #define NP_CPC_ROT_MAX 16	      /* rotation chain entries */
 #define NP_CPC_DETAIL_MAX 256
+#define NP_CPC_SERVERS_MAX 16	      /* np_cpc_conf.servers entries */
 #define NP_CPC_EARLY_RETRIES 4	      /* closed before auth: tries again */
 #define NP_CPC_EARLY_RETRY_MS 50      /* pauses: [50, 100], [50, 200] ... ms */
 
 struct np_cpc;
 
 struct np_cpc_conf {
-	const char *host;	 /* required */
+	const char *host;	 /* required unless servers */
 	const char *port;	 /* NULL: NP_CPC_DEFAULT_PORT */
+	/* Instead of host/port: several np-server instances sharing one
+	 * database (chained through next, at most NP_CPC_SERVERS_MAX).
+	 * An attempt tries them in turn from the current one, moving on
+	 * when one cannot be reached or fails before authentication; a
+	 * connection that drops makes the next attempt start at the next
+	 * one.  Every instance must present the pinned fingerprint. */
+	const struct np_hostport *servers;
 	const char *fingerprint; /* required: "SHA256:..." */
 	const char *id;		 /* NULL: np_key_name(key) */
 	struct np_key *key;	 /* borrowed, must outlive the client */
@@ -163,6 +172,10 @@ struct np_cpc_lookup_res {
 /* Parse a validated lookup result frame; NP_ERR_PROTO when malformed. */
 int np_cpc_parse_lookup(struct json_object *obj,
     struct np_cpc_lookup_res *out);
+
+/* The server the client is connected to, or trying now. */
+void np_cpc_server(const struct np_cpc *c, const char **host,
+    const char **port);
 
 /* Map a server error code ("auth", "token", ...) to an np_err. */
 int np_cpc_code_err(const char *code);

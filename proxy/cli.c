@@ -236,12 +236,13 @@ cli_connect_ex(struct np_cli *cli, struct np_key *key, const char *token,
 {
 	struct np_cpc_conf conf;
 	struct np_cpc *c = NULL;
-	int r;
+	int fleet = 0, r;
 
 	*out = NULL;
 	if (host == NULL) {
 		host = cli->cfg.server.host;
 		port = cli->cfg.server.port;
+		fleet = host != NULL;
 	}
 	if (fp == NULL) {
 		fp = cli->cfg.server_fingerprint;
@@ -256,6 +257,9 @@ cli_connect_ex(struct np_cli *cli, struct np_key *key, const char *token,
 	memset(&conf, 0, sizeof(conf));
 	conf.host = host;
 	conf.port = port;
+	if (fleet) {
+		conf.servers = &cli->cfg.server;
+	}
 	conf.fingerprint = fp;
 	conf.key = key;
 	conf.token = token;
@@ -265,7 +269,9 @@ cli_connect_ex(struct np_cli *cli, struct np_key *key, const char *token,
 		cli_err("cannot set up the connection: %s", np_strerror(r));
 		return r;
 	}
-	if ((r = np_cpc_connect_wait(c, cli_timeout_ms(cli))) != NP_OK) {
+	r = np_cpc_connect_wait(c, cli_timeout_ms(cli));
+	np_cpc_server(c, &host, &port);
+	if (r != NP_OK) {
 		cli_connect_err(c, r, host, port, np_key_name(key),
 		    token != NULL);
 		np_cpc_free(c);

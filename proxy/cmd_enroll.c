@@ -139,7 +139,7 @@ int
 cmd_enroll(struct np_cli *cli, int argc, char **argv)
 {
 	struct enroll_args a;
-	struct np_hostport hp = { NULL, NULL };
+	struct np_hostport hp = { NULL, NULL, NULL };
 	struct np_key *k = NULL;
 	struct np_cpc *c = NULL;
 	const char *fp = NULL;

@@ -24,8 +24,9 @@ const struct np_conf_kw np_config_table[] = {
 	{ "IdentityFile", NP_CONF_PATH,
 	    offsetof(struct np_config, identity_file), 0, 0, 0,
 	    "the identity key file" },
-	{ "Server", NP_CONF_HOSTPORT, offsetof(struct np_config, server), 0,
-	    0, 0, "the control-plane server, HOST:PORT" },
+	{ "Server", NP_CONF_HOSTPORT, offsetof(struct np_config, server),
+	    NP_CONF_MULTI, 0, 0, "the control-plane server, HOST:PORT (several: "
+	    "instances sharing one database, tried in turn)" },
 	{ "ServerFingerprint", NP_CONF_STR,
 	    offsetof(struct np_config, server_fingerprint), 0, 0, 0,
 	    "the server certificate's SHA256: fingerprint" },

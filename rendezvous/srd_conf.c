@@ -27,8 +27,9 @@ const struct np_conf_kw srd_conf_table[] = {
 	    "this rendezvous' identity, @name (checked against the key)"),
 	KW("IdentityFile", NP_CONF_PATH, identity_file, NP_CONF_REQUIRED, 0,
 	    0, "the identity key file"),
-	KW("Server", NP_CONF_HOSTPORT, server, NP_CONF_REQUIRED, 0, 0,
-	    "the control-plane server, HOST:PORT"),
+	KW("Server", NP_CONF_HOSTPORT, server, NP_CONF_REQUIRED | NP_CONF_MULTI,
+	    0, 0, "the control-plane server, HOST:PORT (several: instances "
+	    "sharing one database, tried in turn)"),
 	KW("ServerFingerprint", NP_CONF_STR, server_fingerprint,
 	    NP_CONF_REQUIRED, 0, 0,
 	    "the server certificate's SHA256: fingerprint"),

@@ -525,14 +525,15 @@ static void
 state_cb(struct np_cpc *c, int up, int err, int stopped, void *arg)
 {
 	struct srd *d = arg;
-	const char *detail = np_cpc_detail(c);
+	const char *detail = np_cpc_detail(c), *host, *port;
 
 	if (d->stopping) {
 		return;
 	}
 	if (up) {
-		np_info("connected to %s port %s as %s", d->conf->server.host,
-		    d->conf->server.port, np_key_name(d->key));
+		np_cpc_server(c, &host, &port);
+		np_info("connected to %s port %s as %s", host, port,
+		    np_key_name(d->key));
 		d->cp->down = 0;
 		return;
 	}
@@ -559,8 +560,7 @@ srd_ctl_start(struct srd *d)
 		return NP_ERR_ALLOC;
 	}
 	memset(&conf, 0, sizeof(conf));
-	conf.host = d->conf->server.host;
-	conf.port = d->conf->server.port;
+	conf.servers = &d->conf->server;
 	conf.fingerprint = d->conf->server_fingerprint;
 	conf.key = d->key;
 	conf.reconnect = 1;

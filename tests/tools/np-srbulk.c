@@ -1009,7 +1009,7 @@ plain_connect(const struct np_hostport *hp)
 static int
 run_plain(const char *target, long n, long secs, const char *ready)
 {
-	struct np_hostport hp = { NULL, NULL };
+	struct np_hostport hp = { NULL, NULL, NULL };
 	FILE *f;
 	int *fds;
 	long i, up = 0;

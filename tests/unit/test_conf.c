@@ -36,7 +36,7 @@ static const struct np_conf_kw ttable[] = {
 	{ "Timeout", NP_CONF_DURATION, offsetof(struct tconf, timeout), 0, 1,
 	    86400, "timeout" },
 	{ "Server", NP_CONF_HOSTPORT, offsetof(struct tconf, server),
-	    NP_CONF_REQUIRED, 0, 0, "server" },
+	    NP_CONF_REQUIRED | NP_CONF_MULTI, 0, 0, "server" },
 	{ "Identity", NP_CONF_IDENT, offsetof(struct tconf, ident), 0, 0, 0,
 	    "identity" },
 	{ "Allow", NP_CONF_LIST, offsetof(struct tconf, allow), 0, 0, 0,
@@ -368,6 +368,51 @@ START_TEST(test_err_hostport)
 	    "t.conf:1: bad host:port '::1:22' for 'Server'");
 	ck_err("Server [::1]\n",
 	    "t.conf:1: bad host:port '[::1]' for 'Server'");
+}
+END_TEST
+
+START_TEST(test_hostport_multi)
+{
+	char text[512];
+	size_t i, n;
+	int r;
+
+	memset(&tc, 0, sizeof(tc));
+	ck_assert_int_eq(parse("Server a:1 [::1]:2 b.example:3\n"), NP_OK);
+	ck_assert_uint_eq(np_hostport_count(&tc.server), 3);
+	ck_assert_str_eq(tc.server.host, "a");
+	ck_assert_str_eq(tc.server.port, "1");
+	ck_assert_ptr_nonnull(tc.server.next);
+	ck_assert_str_eq(tc.server.next->host, "::1");
+	ck_assert_str_eq(tc.server.next->next->host, "b.example");
+	ck_assert_str_eq(tc.server.next->next->port, "3");
+	ck_assert_ptr_null(tc.server.next->next->next);
+	np_conf_free(ttable, &tc);
+	memset(&tc, 0, sizeof(tc));
+	ck_assert_uint_eq(np_hostport_count(&tc.server), 0);
+
+	/* A bad one anywhere refuses the line and leaves nothing behind. */
+	ck_err("Server a:1 b:0\n", "t.conf:1: bad host:port 'b:0' for 'Server'");
+	ck_assert_ptr_null(tc.server.host);
+	ck_assert_ptr_null(tc.server.next);
+	/* Still a keyword given once. */
+	ck_assert_int_eq(parse("Server a:1\nServer b:2\n"), NP_ERR_CONF);
+	ck_assert_ptr_nonnull(strstr(errbuf, "given twice"));
+	np_conf_free(ttable, &tc);
+	memset(&tc, 0, sizeof(tc));
+
+	/* Bounded. */
+	for (n = 0, i = 0; i <= NP_CONF_MULTI_MAX; i++) {
+		r = snprintf(text + n, sizeof(text) - n, "%sh%zu:1",
+		    i == 0 ? "Server " : " ", i);
+		ck_assert_int_gt(r, 0);
+		n += (size_t)r;
+	}
+	snprintf(text + n, sizeof(text) - n, "\n");
+	ck_assert_int_eq(parse(text), NP_ERR_CONF);
+	ck_assert_ptr_nonnull(strstr(errbuf, "at most 16 values"));
+	np_conf_free(ttable, &tc);
+	memset(&tc, 0, sizeof(tc));
 }
 END_TEST
 
@@ -886,6 +931,7 @@ conf_suite(void)
 	suite_add_tcase(s, tc_bad);
 
 	tcase_add_test(tc_hp, test_hostport_parse);
+	tcase_add_test(tc_hp, test_hostport_multi);
 	suite_add_tcase(s, tc_hp);
 
 	tcase_add_checked_fixture(tc_load, setup, teardown);
