@@ -141,6 +141,9 @@ srv_batch_commit(struct srv *s)
 			srv_conn_flush(c);
 		}
 	}
+	/* libpq may have read other instances' notifications with the
+	 * commit's reply, leaving the socket quiet: take them now. */
+	srv_watch_poll(s);
 }
 
 /* Text form of the peer and the key for the per-source table. */

@@ -128,6 +128,8 @@ struct srv {
 	 */
 	uint64_t commit_timer;
 	struct conn *held;
+	int watch_fd; /* np_store_watch_fd in the loop, -1 when none */
+	int watch_down; /* the last np_store_watch_read failed */
 	uint8_t *boxbuf; /* NP_STORE_BOX_MAX: a send's box, decoded */
 	struct ratelog rl_full, rl_src, rl_accept, rl_evict;
 };
@@ -155,11 +157,22 @@ int srv_ratelog_ok(struct ratelog *rl, unsigned *suppressed);
 int srv_batch_write(struct conn *c);
 /* Commit the open batch (if any) and release what was held for it. */
 void srv_batch_commit(struct srv *s);
+/* srv_run.c: take what other instances committed (np_store_watch_read)
+ * and keep the watched fd current; after each commit and each tick. */
+void srv_watch_poll(struct srv *s);
 
 /* srv_proto.c */
 int srv_proto_hello(struct conn *c);
 int srv_proto_frame(struct conn *c, struct json_object *obj);
 void srv_proto_pump(struct conn *c);
+/*
+ * A box for name with tag arrived: push it to name's monitoring
+ * connections with that tag.  name NULL: every monitoring connection
+ * (tag ignored).  rescan: the box may have been committed by another
+ * instance, with a seq below what was pushed already.
+ */
+void srv_proto_route(struct srv *s, const char *name, const char *tag,
+		     int rescan);
 void srv_proto_check_revoked(struct srv *s);
 
 #endif

@@ -434,23 +434,43 @@ req_lookup(struct conn *c, struct json_object *obj, int64_t rid)
 	return send_msg(c, o, r);
 }
 
-/* Push to the monitoring connections of name whose tag is tag ("" for
- * none), after a new box. */
 static void
-route(struct srv *s, const char *name, const char *tag)
+route_ident(struct srv *s, struct ident *id, const char *tag, int rescan)
 {
-	struct ident *id;
 	struct conn *c, *next;
 
-	if ((id = srv_htab_get(s->idents, name, strlen(name))) == NULL) {
-		return;
-	}
 	for (c = id->conns; c != NULL; c = next) {
 		next = c->inext;
-		if (c->monitoring && strcmp(c->tag, tag) == 0) {
-			c->more = 1;
-			srv_proto_pump(c);
+		if (!c->monitoring || (tag != NULL && strcmp(c->tag, tag) != 0)) {
+			continue;
 		}
+		/* Across instances seq order is not commit order: a box
+		 * committed elsewhere can carry a seq below what was pushed
+		 * already, so fetch from the start (what is in flight is
+		 * skipped by srv_proto_pump). */
+		if (rescan && !np_store_seq_ordered(s->store)) {
+			c->push_after = 0;
+		}
+		c->more = 1;
+		srv_proto_pump(c);
+	}
+}
+
+void
+srv_proto_route(struct srv *s, const char *name, const char *tag, int rescan)
+{
+	struct ident *id, *next;
+
+	if (name != NULL) {
+		if ((id = srv_htab_get(s->idents, name, strlen(name))) !=
+		    NULL) {
+			route_ident(s, id, tag, rescan);
+		}
+		return;
+	}
+	for (id = s->ident_list; id != NULL; id = next) {
+		next = id->next;
+		route_ident(s, id, NULL, rescan);
 	}
 }
 
@@ -509,7 +529,7 @@ req_send(struct conn *c, struct json_object *obj, int64_t rid)
 		return r;
 	}
 	if (!dup) {
-		route(c->srv, to, b.tag);
+		srv_proto_route(c->srv, to, b.tag, 0);
 	}
 	return NP_OK;
 }
@@ -643,6 +663,19 @@ req_rotate(struct conn *c, struct json_object *obj, int64_t rid)
 }
 
 /* Forget seq in c's window; 1 when it was there. */
+static int
+inflight_has(const struct conn *c, int64_t seq)
+{
+	size_t i;
+
+	for (i = 0; i < c->ninflight; i++) {
+		if (c->inflight[i] == seq) {
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static int
 inflight_drop(struct conn *c, int64_t seq)
 {
@@ -841,6 +874,10 @@ srv_proto_pump(struct conn *c)
 			return;
 		}
 		for (i = 0; i < n && !c->dead; i++) {
+			if (inflight_has(c, v[i].seq)) {
+				c->push_after = v[i].seq; /* a rescan */
+				continue;
+			}
 			if (push_box(c, &v[i]) != NP_OK) {
 				break;
 			}

@@ -223,6 +223,66 @@ expire(struct srv *s)
 }
 
 static void
+watch_box_cb(const char *recipient, const char *tag, void *arg)
+{
+	srv_proto_route(arg, recipient, tag, 1);
+}
+
+static void
+watch_cb(struct np_ev *ev, int fd, uint32_t events, void *arg)
+{
+	(void)ev;
+	(void)fd;
+	(void)events;
+	srv_watch_poll(arg);
+}
+
+/* The fd can change (or go) when the store reconnects. */
+static void
+watch_sync(struct srv *s)
+{
+	int fd = s->stopping ? -1 : np_store_watch_fd(s->store);
+
+	if (fd == s->watch_fd) {
+		return;
+	}
+	if (s->watch_fd >= 0) {
+		(void)np_ev_del(s->ev, s->watch_fd); /* may be closed */
+	}
+	s->watch_fd = -1;
+	if (fd >= 0 && np_ev_add(s->ev, fd, NP_EV_READ, watch_cb, s) == NP_OK) {
+		s->watch_fd = fd;
+	}
+}
+
+void
+srv_watch_poll(struct srv *s)
+{
+	int changed = 0, r;
+
+	if (s->store == NULL || s->stopping || np_store_in_batch(s->store)) {
+		return;
+	}
+	r = np_store_watch_read(s->store, watch_box_cb, s, &changed);
+	if (r != NP_OK) {
+		if (!s->watch_down) {
+			np_warn_r(r, "cannot hear other instances' commits "
+				  "(retrying)");
+		}
+		s->watch_down = 1;
+	} else {
+		if (s->watch_down) {
+			np_info("hearing other instances' commits again");
+		}
+		s->watch_down = 0;
+		if (changed) {
+			srv_proto_check_revoked(s);
+		}
+	}
+	watch_sync(s);
+}
+
+static void
 tick_cb(struct np_ev *ev, uint64_t id, void *arg)
 {
 	struct srv *s = arg;
@@ -239,6 +299,7 @@ tick_cb(struct np_ev *ev, uint64_t id, void *arg)
 			 srv_htab_count(s->idents));
 		srv_proto_check_revoked(s);
 	}
+	srv_watch_poll(s);
 	if (++s->ticks % SRV_EXPIRE_TICKS == 0) {
 		expire(s);
 	}
@@ -395,6 +456,7 @@ srv_start(struct srv *s, const struct srv_opts *o)
 		return r;
 	}
 	expire(s);
+	watch_sync(s);
 	if ((s->tick_timer = np_ev_timer_add(s->ev, SRV_TICK_MS, tick_cb, s)) ==
 	    0) {
 		return NP_ERR_ALLOC;
@@ -427,6 +489,7 @@ srv_run(const struct srv_opts *o)
 		return NP_ERR_ALLOC;
 	}
 	s->conf = o->conf;
+	s->watch_fd = -1;
 	if ((r = srv_open(s, o->dir)) != NP_OK ||
 	    (r = srv_start(s, o)) != NP_OK) {
 		goto out;
