@@ -68,31 +68,6 @@ for w in "config " "identity key " "KeyDir " "KnownHosts " "server $LAB_CLOUD_AD
 	esac
 done
 expect_eq "$i" "$(printf '%s\n' "$OUT" | grep -c .)" "number of checks"
-g() { lab_in client timeout 60 "$BUILD/np" -F "$CONF" ping "$@"; }
-
-# only_checks: every stdout line of the last run is a check line.
-only_checks() {
-	if printf '%s\n' "$OUT" | grep -Ev '^(OK   |FAIL |SKIP )[^ ]' | grep -q .; then
-		fail "doctor printed something other than check lines: $(what)"
-	fi
-}
-# nfail N: the last run printed N FAIL lines.
-nfail() {
-	expect_eq "$1" "$(printf '%s\n' "$OUT" | grep -c '^FAIL ')" "FAIL lines"
-}
-
-# 1. --help.
-run help "$BUILD/np" doctor --help
-expect_rc 0 "np doctor --help"
-expect_match '^usage: np .*doctor \[--ssh-config FILE\] \[DEVICE\]$' "$OUT" "doctor usage"
-
-# 2. A good set-up: every check OK, in order.
-run good doctor --ssh-config "$SSHCONF" "$LAB_HOST"
-expect_rc 0 "doctor on a good set-up"
-only_checks
-nfail 0
-expect_nomatch '^SKIP' "$OUT" "nothing skipped"
-expect_eq "" "$ERR" "nothing on stderr"
 want="config
 identity key
 KeyDir
