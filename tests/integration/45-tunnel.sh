@@ -4,9 +4,9 @@
 # device's PermitOpen does not list is refused with the reason, a
 # permitted target that is down is reported, 50 connections at once carry
 # checksummed payloads both ways, --once exits with the connection's
-# status, several -L at once, and SIGTERM ends the tunnel and its
-# connections.  Every session's relay is encrypted (np-deviced says which
-# cipher).
+# status (and with -v prints its timed steps), several -L at once, and
+# SIGTERM ends the tunnel and its connections.  Every session's relay is
+# encrypted (np-deviced says which cipher).
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/lab/testlib.sh"
 lab_require
@@ -138,15 +138,23 @@ expect_eq 1 "$RC" "--once exit status when the target is down"
 expect_match "127\.0\.0\.1 port $DOWN unreachable from the device" \
     "$(cat "$T/once2.log")" "the target-down reason"
 
-# 5. --once with a good connection exits 0 after it.
+# 5. --once with a good connection exits 0 after it; with -v, the
+# connection's timed steps on stderr.
 L6=$(free_port)
-bg once3 $NP tunnel "$LAB_HOST" -L "$L6:localhost:$HTTP" --once
+bg once3 $BUILD/np -F "$LAB/client.conf" -v tunnel "$LAB_HOST" -L "$L6:localhost:$HTTP" --once
 wait_for 10 eval "grep -q '^listening on' '$T/once3.out'" || fail "np tunnel --once did not start"
 run c6 curl -sS -m 20 "http://127.0.0.1:$L6/index.html"
 expect_eq "hello through the tunnel" "$OUT" "--once page"
 wait_exit "$BGPID" 20 || fail "np tunnel --once did not exit after its connection"
 expect_eq 0 "$RC" "--once exit status"
 tcp_listening "$L6" && fail "--once still listens"
+for s in "$(re_quote "$LAB_HOST"): tunnel to localhost port $HTTP \\([0-9]+ ms\\)" \
+    'connected to .* as @client \([0-9]+ ms\)' \
+    'relay granted: session [0-9a-f]+ \([0-9]+ ms\)' \
+    "device answered: it connects to localhost port $HTTP, relay encryption (aes-256-gcm|chacha20-poly1305) \\([0-9]+ ms\\)" \
+    'relay joined \([0-9]+ ms\)'; do
+	expect_match "^np: $s\$" "$(cat "$T/once3.log")" "np -v step /$s/"
+done
 
 # 6. Bad -L values: usage errors, nothing listens.
 for spec in "$L6" "x:localhost:80" "$L6:bad/host:80" "$L6:localhost:0" \

@@ -10,7 +10,8 @@
 # the device line and the relay line (rendezvous identity, endpoint,
 # two timings); the session it was granted, never joined, just expires
 # at np-srd; with np-srd stopped the relay line says FAIL (exit 0: the
-# device answered); with np-deviced stopped it exits 1.
+# device answered); with np-deviced stopped it exits 1. np -v ping adds
+# its timed steps on stderr.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/lab/testlib.sh"
 lab_require
@@ -148,6 +149,14 @@ expect_match "answered, but serves no device 'web' \(it serves: default\)" "$ERR
 run ping4 nping "$LAB_HOST" --no-relay
 expect_rc 0 "np ping DEVICE --no-relay"
 expect_eq 1 "$(printf '%s\n' "$OUT" | grep -c .)" "--no-relay: the device line only"
+# np -v ping: the timed steps on stderr, the same two lines on stdout.
+run pv lab_in client timeout 60 "$BUILD/np" -F "$CONF" -v ping "$LAB_HOST"
+expect_rc 0 "np -v ping"
+expect_eq 2 "$(printf '%s\n' "$OUT" | grep -c .)" "np -v ping prints two lines"
+expect_match "^np: loaded the key of @client from $(re_quote "$KEY") \([0-9]+ ms\)\$" "$ERR" \
+    "np -v ping: the key step"
+expect_match '^np: connected to .* as @client \([0-9]+ ms\)$' "$ERR" \
+    "np -v ping: the connect step"
 
 # 4. The identity key readable by others.
 chmod 0644 "$KEY"
