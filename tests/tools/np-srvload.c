@@ -130,6 +130,8 @@ usage(void)
 	    "-P PAIRS -z BYTES -t SECS\n"
 	    "                  [-w WINDOW] [--echo] [-p PID] "
 	    "[-n MAX_PER_PAIR] [-D SECS]\n"
+	    "                  [--server-b HOST:PORT (the receivers' server: "
+	    "another instance)]\n"
 	    "       np-srvload echo-server --cert CRT --key KEY "
 	    "--port-file F [-D SECS]\n");
 	exit(2);
@@ -230,7 +232,7 @@ nofile_raise(long need)
 struct opts {
 	const char *cmd;
 	const char *server, *fp, *seedfile, *idsfile;
-	const char *cert, *key, *port_file;
+	const char *cert, *key, *port_file, *server_b;
 	const char *levels;
 	const char *sources;
 	long conc, deadline_s, pid, settle_ms, cpu_ms;
@@ -262,6 +264,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 	    {"cert", required_argument, NULL, 3},
 	    {"key", required_argument, NULL, 4},
 	    {"port-file", required_argument, NULL, 5},
+	    {"server-b", required_argument, NULL, 6},
 	    {NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -305,6 +308,7 @@ parse_opts(int argc, char **argv, struct opts *o)
 		case 3: o->cert = optarg; break;
 		case 4: o->key = optarg; break;
 		case 5: o->port_file = optarg; break;
+		case 6: o->server_b = optarg; break;
 		default: usage();
 		}
 	}
@@ -496,6 +500,8 @@ static struct {
 	int ep;
 	struct np_tls_ctx *ctx;
 	struct sockaddr_in dst;
+	struct sockaddr_in dst_b; /* route --server-b: where B connects */
+	int has_dst_b;
 	struct sockaddr_in src[MAX_SRC];
 	int nsrc;
 	const char *fp;
@@ -1371,7 +1377,8 @@ start_conn_into(struct cl *c, long ident, enum role role, struct pair *p,
 			die("bind: %s", strerror(errno));
 		}
 	}
-	if (connect(fd, (struct sockaddr *)&G.dst, sizeof(G.dst)) != 0 &&
+	if (connect(fd, (struct sockaddr *)(role == R_B && G.has_dst_b ?
+	    &G.dst_b : &G.dst), sizeof(G.dst)) != 0 &&
 	    errno != EINPROGRESS) {
 		die("connect: %s", strerror(errno));
 	}
@@ -1442,6 +1449,10 @@ client_init(const struct opts *o)
 		usage();
 	}
 	parse_hostport(o->server, &G.dst);
+	if (o->server_b != NULL) {
+		parse_hostport(o->server_b, &G.dst_b);
+		G.has_dst_b = 1;
+	}
 	parse_sources(o->sources);
 	if (G.nsrc > 0 && o->conc > 32L * G.nsrc) {
 		die("-c %ld: at most 32 connections in set-up per source "
