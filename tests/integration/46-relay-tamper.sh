@@ -11,7 +11,8 @@
 #    sent, never a changed byte.
 #  - ssh sessions are encrypted by default (np-deviced logs the cipher)
 #    and a flipped byte there is caught by the records; RelayEncryption
-#    no in the client config makes them plain.
+#    no in the client config makes them plain, and leaves a tunnel
+#    encrypted.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/lab/testlib.sh"
 lab_require
@@ -241,6 +242,18 @@ cp "$T/client.conf.orig" "$LAB/client.conf"
 # RelayEncryption no: ssh's own encryption only.
 filter
 echo "RelayEncryption no" >>"$LAB/client.conf"
+# ...which leaves tunnels alone: still records, no plaintext on the wire.
+n0=$(lab_lines "$LAB/logs/np-deviced.log")
+rm -f "$T/wire"
+filter --dump "$T/wire"
+down_once renc
+expect_eq 0 "$RC" "tunnel with RelayEncryption no: np exit ($(cat "$T/renc.log"))"
+cmp -s "$T/renc.got" "$T/payload" || fail "tunnel with RelayEncryption no: download differs"
+grep -q NOPORTS-PLAINTEXT-MARKER "$T/wire" &&
+    fail "RelayEncryption no made a tunnel plain: the marker is on the wire"
+lab_log_has "$LAB" np-deviced "$n0" "tunnel to 127\.0\.0\.1 port $SRC accepted.*relay aes-256-gcm\$" ||
+    fail "RelayEncryption no: np-deviced did not log an aes-256-gcm tunnel: $(tail -n +"$((n0 + 1))" "$LAB/logs/np-deviced.log")"
+filter
 run s3 lssh "$LAB_HOST" 'echo plain-ssh-ok'
 expect_eq plain-ssh-ok "$OUT" "ssh with RelayEncryption no"
 lab_log_has "$LAB" np-deviced 0 "user $LAB_USER device .*accepted.*relay none" ||
