@@ -4,8 +4,10 @@
  * old boxes and tokens), signals and a bounded graceful stop.
  */
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -237,22 +239,43 @@ watch_cb(struct np_ev *ev, int fd, uint32_t events, void *arg)
 	srv_watch_poll(arg);
 }
 
-/* The fd can change (or go) when the store reconnects. */
+/* Both fds refer to one socket. */
+static int
+same_socket(int a, int b)
+{
+	struct stat sa, sb;
+
+	return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 &&
+	       sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/*
+ * The store's fd can change (or go) when it reconnects.  The loop watches
+ * a dup of it that is ours to close: libpq closing its own fd, and the
+ * number being reused (by an accepted connection, say) before we notice,
+ * cannot then touch another registration.
+ */
 static void
 watch_sync(struct srv *s)
 {
-	int fd = s->stopping ? -1 : np_store_watch_fd(s->store);
+	int fd = s->stopping ? -1 : np_store_watch_fd(s->store), d;
 
-	if (fd == s->watch_fd) {
+	if (s->watch_fd >= 0) {
+		if (fd >= 0 && same_socket(fd, s->watch_fd)) {
+			return;
+		}
+		(void)np_ev_del(s->ev, s->watch_fd);
+		close(s->watch_fd);
+		s->watch_fd = -1;
+	}
+	if (fd < 0 || (d = fcntl(fd, F_DUPFD_CLOEXEC, 0)) == -1) {
 		return;
 	}
-	if (s->watch_fd >= 0) {
-		(void)np_ev_del(s->ev, s->watch_fd); /* may be closed */
+	if (np_ev_add(s->ev, d, NP_EV_READ, watch_cb, s) != NP_OK) {
+		close(d);
+		return;
 	}
-	s->watch_fd = -1;
-	if (fd >= 0 && np_ev_add(s->ev, fd, NP_EV_READ, watch_cb, s) == NP_OK) {
-		s->watch_fd = fd;
-	}
+	s->watch_fd = d;
 }
 
 void
@@ -260,8 +283,15 @@ srv_watch_poll(struct srv *s)
 {
 	int changed = 0, r;
 
-	if (s->store == NULL || s->stopping || np_store_in_batch(s->store)) {
+	if (s->store == NULL) {
 		return;
+	}
+	if (s->stopping) {
+		watch_sync(s); /* takes the watch away */
+		return;
+	}
+	if (np_store_in_batch(s->store)) {
+		return; /* the commit at the start of the next pass calls us */
 	}
 	r = np_store_watch_read(s->store, watch_box_cb, s, &changed);
 	if (r != NP_OK) {
@@ -403,6 +433,9 @@ srv_free(struct srv *s)
 	}
 	srv_htab_free(s->idents);
 	srv_htab_free(s->srcs); /* empty once every connection is closed */
+	if (s->watch_fd >= 0) {
+		close(s->watch_fd);
+	}
 	np_ev_free(s->ev);
 	np_store_close(s->store);
 	np_tls_ctx_free(s->tls);

@@ -6,7 +6,8 @@
 # a client whose first server is down uses the next one of its Server
 # list; boxes queued through both instances before every instance is
 # stopped (SIGTERM and kill -9) are all delivered once afterwards, and
-# nothing again.  Skipped (77) when no PostgreSQL can start here.
+# nothing again; after PostgreSQL restarts under both, delivery across
+# them resumes by itself.  Skipped (77) when no PostgreSQL can start here.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/pglib.sh"
 
@@ -96,7 +97,30 @@ expect_rc 0 "bob recv"
 expect_eq "@alice note after s1 stopped" "$OUT" "delivered through s2"
 server_start_on s1 "$PORT_s1"
 
-# 4. Boxes queued through both instances, then every instance stopped
+# 4. PostgreSQL restarts under the fleet: both instances reconnect and
+# listen again, so delivery across them resumes by itself.
+"$NP_TEST_PG_CTL" restart >/dev/null 2>&1 || fail "pg_ctl restart"
+ok=0
+for i in $(seq 1 20); do
+	run pgr npas bob send @bob "probe after the restart"
+	[ "$RC" = 0 ] && { ok=1; break; }
+	sleep 0.5
+done
+[ "$ok" = 1 ] || fail "no send through s2 worked after PostgreSQL restarted: $(what)"
+run pgr-r npas bob recv --timeout 10
+expect_eq "@bob note probe after the restart" "$OUT" "s2 delivers after the restart"
+# s1 must be listening again too: wait until it logged its reconnect.
+wait_for 10 grep -qi 'reconnected' "$T/s1.log" || fail "s1 did not reconnect"
+bg bobrecv3 npas bob recv --count 1 --timeout 20
+brecv=$BGPID
+sleep 1
+run pgr-a npas alice send @bob "across instances after the restart"
+expect_rc 0 "alice send through s1 after the restart"
+wait_exit "$brecv" 15 || fail "bob on s2 did not get alice's box through s1 after PostgreSQL restarted"
+expect_eq "@alice note across instances after the restart" \
+    "$(cat "$T/bobrecv3.out")" "delivery across instances after the restart"
+
+# 5. Boxes queued through both instances, then every instance stopped
 # (s1 by SIGTERM, s2 by kill -9 right after its last send returned), then
 # both started: everything is delivered once, nothing twice.
 want=
