@@ -239,10 +239,38 @@ stop_all() {
 stop_all
 userdel -r nptest >/dev/null 2>&1
 
-# ---- purge ----
+# ---- remove: the users, their data and the conffiles are kept ----
+# The file list first: dpkg -L of a removed package lists its conffiles,
+# not what went with it.
 files=$(dpkg -L noports-client noports-device noports-server)
 pgrep -u noports,noports-server,noports-srd -l &&
     die "processes of the packages' users still run: $(ps -o pid,ppid,user,stat,cmd -u noports,noports-server,noports-srd)"
+dpkg --remove noports-server noports-device noports-client >"$T/dpkg-remove.log" 2>&1 ||
+    die "dpkg --remove failed: $(tail -n 20 "$T/dpkg-remove.log")"
+for p in noports-client noports-device noports-server; do
+	st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)
+	[ "$st" = "deinstall ok config-files" ] || die "$p after remove: status [$st]"
+done
+for f in /usr/bin/np /usr/sbin/np-deviced /usr/sbin/np-server /usr/sbin/np-srd \
+    /usr/lib/noports/np-keyhelper; do
+	[ -e "$f" ] && die "left after remove: $f"
+done
+for u in noports noports-server noports-srd; do
+	getent passwd "$u" >/dev/null || die "user $u gone after remove: $(cat "$T/dpkg-remove.log")"
+	getent group "$u" >/dev/null || die "group $u gone after remove"
+done
+mo /var/lib/noports/device 700 noports noports
+mo /var/lib/noports/spool 700 noports noports
+mo /var/lib/noports/srd 700 noports-srd noports-srd
+mo /var/lib/noports/server 700 noports-server noports-server
+mo /var/lib/noports/server/tls.key 600 noports-server noports-server
+mo /var/lib/noports/server/np.db 600 noports-server noports-server
+for f in /etc/noports/deviced.conf /etc/noports/srd.conf /etc/noports/server.conf; do
+	[ -f "$f" ] || die "conffile $f gone after remove"
+done
+say "remove: programs gone; users, /var/lib/noports/{device,spool,server,srd} and /etc/noports/*.conf kept"
+
+# ---- purge ----
 dpkg --purge noports-server noports-device noports-client >"$T/dpkg-purge.log" 2>&1 ||
     die "dpkg --purge failed: $(tail -n 20 "$T/dpkg-purge.log")"
 for f in $files; do
