@@ -391,16 +391,70 @@ conf_set_hostport(struct conf_ctx *c, const struct np_conf_kw *kw,
 }
 
 static int
-conf_set_ident(struct conf_ctx *c, const struct np_conf_kw *kw, void *field,
-    char **argv, size_t argc, int first)
+conf_ident_ok(struct conf_ctx *c, const struct np_conf_kw *kw,
+    const char *s)
 {
 	char show[CONF_SHOW_MAX + 8];
 
-	if (!np_ident_valid(argv[0])) {
+	if (!np_ident_valid(s)) {
 		conf_msg(c, "bad identity '%s' for '%s' (want @name: a-z, "
 		    "0-9, '_', '.', '-', at most %d characters)",
-		    conf_show(argv[0], show, sizeof(show)), kw->name,
-		    NP_NAME_MAX);
+		    conf_show(s, show, sizeof(show)), kw->name, NP_NAME_MAX);
+		return 0;
+	}
+	return 1;
+}
+
+/* IDENT with NP_CONF_MULTI: every identity of the line, in order, into
+ * a struct np_strlist; a bad or repeated one refuses the whole line. */
+static int
+conf_set_idents(struct conf_ctx *c, const struct np_conf_kw *kw,
+    void *field, char **argv, size_t argc)
+{
+	struct np_strlist *dst = field, l = { NULL, 0 };
+	size_t i, j;
+
+	if (argc > NP_CONF_MULTI_MAX) {
+		conf_msg(c, "at most %d values for '%s'", NP_CONF_MULTI_MAX,
+		    kw->name);
+		return NP_ERR_CONF;
+	}
+	for (i = 0; i < argc; i++) {
+		if (!conf_ident_ok(c, kw, argv[i])) {
+			return NP_ERR_CONF;
+		}
+		for (j = 0; j < i; j++) {
+			if (strcmp(argv[i], argv[j]) == 0) {
+				conf_msg(c, "'%s' given twice for '%s'",
+				    argv[i], kw->name);
+				return NP_ERR_CONF;
+			}
+		}
+	}
+	if ((l.v = calloc(argc, sizeof(*l.v))) == NULL) {
+		conf_msg(c, "out of memory");
+		return NP_ERR_ALLOC;
+	}
+	for (l.n = 0; l.n < argc; l.n++) {
+		if ((l.v[l.n] = strdup(argv[l.n])) == NULL) {
+			np_strlist_free(&l);
+			conf_msg(c, "out of memory");
+			return NP_ERR_ALLOC;
+		}
+	}
+	np_strlist_free(dst);
+	*dst = l;
+	return NP_OK;
+}
+
+static int
+conf_set_ident(struct conf_ctx *c, const struct np_conf_kw *kw, void *field,
+    char **argv, size_t argc, int first)
+{
+	if ((kw->flags & NP_CONF_MULTI) != 0) {
+		return conf_set_idents(c, kw, field, argv, argc);
+	}
+	if (!conf_ident_ok(c, kw, argv[0])) {
 		return NP_ERR_CONF;
 	}
 	return conf_set_str(c, kw, field, argv, argc, first);
@@ -562,7 +616,8 @@ conf_apply(struct conf_ctx *c, const struct np_conf_kw *kw, size_t *seen,
 		return NP_ERR_CONF;
 	}
 	if (kw->type != NP_CONF_LIST && kw->type != NP_CONF_LINES) {
-		if (argc > 1 && !(kw->type == NP_CONF_HOSTPORT &&
+		if (argc > 1 && !((kw->type == NP_CONF_HOSTPORT ||
+		    kw->type == NP_CONF_IDENT) &&
 		    (kw->flags & NP_CONF_MULTI) != 0)) {
 			conf_msg(c, "too many arguments for '%s'", kw->name);
 			return NP_ERR_CONF;
@@ -816,8 +871,15 @@ np_conf_free(const struct np_conf_kw *table, void *obj)
 	for (kw = table; kw->name != NULL; kw++) {
 		f = conf_field(obj, kw);
 		switch (kw->type) {
-		case NP_CONF_STR:
 		case NP_CONF_IDENT:
+			if ((kw->flags & NP_CONF_MULTI) != 0) {
+				np_strlist_free(f);
+				break;
+			}
+			free(*(char **)f);
+			*(char **)f = NULL;
+			break;
+		case NP_CONF_STR:
 		case NP_CONF_PATH:
 			free(*(char **)f);
 			*(char **)f = NULL;

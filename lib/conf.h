@@ -21,7 +21,9 @@ enum np_conf_type {
 	NP_CONF_BOOL,	  /* int: yes / no */
 	NP_CONF_DURATION, /* long seconds: "30", "30s", "5m", "2h", "1d" */
 	NP_CONF_HOSTPORT, /* struct np_hostport: "host:port", "[v6]:port" */
-	NP_CONF_IDENT,	  /* char *: an identity "@name" */
+	NP_CONF_IDENT,	  /* char *: an identity "@name"; with
+			   * NP_CONF_MULTI struct np_strlist: several on
+			   * its line, in order, none twice */
 	NP_CONF_LIST,	  /* struct np_strlist: all arguments, may repeat */
 	NP_CONF_PATH,	  /* char *: one argument, "~/" expanded */
 	NP_CONF_LINES,	  /* struct np_strlines: may repeat, each line's
@@ -29,8 +31,9 @@ enum np_conf_type {
 };
 
 #define NP_CONF_REQUIRED 0x1
-#define NP_CONF_MULTI 0x2 /* HOSTPORT: several on its line, in order */
-#define NP_CONF_MULTI_MAX 16 /* host:port values of one MULTI keyword */
+#define NP_CONF_MULTI 0x2 /* HOSTPORT, IDENT: several on its line, in
+			   * order */
+#define NP_CONF_MULTI_MAX 16 /* values of one MULTI keyword */
 #define NP_CONF_LINES_MAX 65536 /* lines of one NP_CONF_LINES keyword */
 
 struct np_hostport {

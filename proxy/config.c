@@ -36,8 +36,17 @@ const struct np_conf_kw np_config_table[] = {
 	{ "ConnectTimeout", NP_CONF_DURATION,
 	    offsetof(struct np_config, connect_timeout), 0, 1, 3600,
 	    "seconds to connect and authenticate" },
-	{ "Rendezvous", NP_CONF_IDENT, offsetof(struct np_config, rendezvous),
-	    0, 0, 0, "the rendezvous identity for sessions, @sr" },
+	{ "Rendezvous", NP_CONF_IDENT,
+	    offsetof(struct np_config, rendezvous_list), NP_CONF_MULTI, 0, 0,
+	    "the rendezvous identity for sessions, @sr (several: the one "
+	    "with the shortest measured round trip is used)" },
+	{ "RendezvousCache", NP_CONF_DURATION,
+	    offsetof(struct np_config, rendezvous_cache), 0, 0, 86400,
+	    "seconds the measured choice among several Rendezvous is kept "
+	    "(0: measure before every session)" },
+	{ "RendezvousTimeout", NP_CONF_DURATION,
+	    offsetof(struct np_config, rendezvous_timeout), 0, 1, 3600,
+	    "seconds to wait for one of several Rendezvous before the next" },
 	{ "KeyDir", NP_CONF_PATH, offsetof(struct np_config, key_dir), 0, 0, 0,
 	    "where session keys are written (USER@HOST)" },
 	{ "KnownHosts", NP_CONF_PATH, offsetof(struct np_config, known_hosts),
@@ -118,6 +127,8 @@ np_config_defaults(struct np_config *cfg)
 	cfg->connect_timeout = NP_CONFIG_DEFAULT_TIMEOUT;
 	cfg->session_timeout = NP_CONFIG_DEFAULT_SESSION_TIMEOUT;
 	cfg->keepalive = NP_CONFIG_DEFAULT_KEEPALIVE;
+	cfg->rendezvous_cache = NP_CONFIG_DEFAULT_SR_CACHE;
+	cfg->rendezvous_timeout = NP_CONFIG_DEFAULT_SR_TIMEOUT;
 	cfg->relay_encryption = 1;
 	cfg->relay_handoff = 1;
 	if ((r = default_path(&cfg->identity_file, NP_CONFIG_DIR,
@@ -282,6 +293,8 @@ config_check(struct np_config *cfg, const char *fname, char *err,
 		    "SHA256:... fingerprint", fname);
 		return NP_ERR_CONF;
 	}
+	cfg->rendezvous = cfg->rendezvous_list.n > 0 ?
+	    cfg->rendezvous_list.v[0] : NULL;
 	cfg->relay_encryption = 1;
 	cfg->relay_handoff = 1;
 	if (cfg->relay_encryption_s != NULL) {
@@ -360,6 +373,7 @@ np_config_free(struct np_config *cfg)
 		return;
 	}
 	np_conf_free(np_config_table, cfg);
+	cfg->rendezvous = NULL;
 	free(cfg->aliases);
 	cfg->aliases = NULL;
 	cfg->naliases = 0;

@@ -15,6 +15,8 @@
 #define NP_CACHE_DIR ".cache/noports"	/* under $HOME */
 #define NP_CONFIG_DEFAULT_SESSION_TIMEOUT 15 /* SessionTimeout, seconds */
 #define NP_CONFIG_DEFAULT_KEEPALIVE 30	/* KeepAlive, seconds */
+#define NP_CONFIG_DEFAULT_SR_CACHE 300	/* RendezvousCache, seconds */
+#define NP_CONFIG_DEFAULT_SR_TIMEOUT 3	/* RendezvousTimeout, seconds */
 #define NP_ALIAS_MAX 63			/* characters of an alias */
 #define NP_DEVNAME_MAX 32		/* [a-z0-9_][a-z0-9_-]{0,31} */
 #define NP_ALIASES_MAX 1024		/* DeviceAlias lines */
@@ -33,7 +35,10 @@ struct np_config {
 	char *server_fingerprint; /* ServerFingerprint SHA256:... */
 	char *known_identities;	  /* KnownIdentities */
 	long connect_timeout;	  /* ConnectTimeout, seconds */
-	char *rendezvous;	  /* Rendezvous @sr (NULL: not set) */
+	struct np_strlist rendezvous_list; /* Rendezvous @sr [@sr2 ...] */
+	const char *rendezvous;	  /* its first (NULL: not set) */
+	long rendezvous_cache;	  /* RendezvousCache, seconds (0: none) */
+	long rendezvous_timeout;  /* RendezvousTimeout, seconds */
 	char *key_dir;		  /* KeyDir: session keys */
 	char *known_hosts;	  /* KnownHosts: the noports known_hosts */
 	long session_timeout;	  /* SessionTimeout, seconds */

@@ -284,6 +284,9 @@ START_TEST(session_keywords)
 
 	ck_assert_int_eq(np_config_defaults(&cfg), NP_OK);
 	ck_assert_ptr_null(cfg.rendezvous);
+	ck_assert_uint_eq(cfg.rendezvous_list.n, 0);
+	ck_assert_int_eq(cfg.rendezvous_cache, 300);
+	ck_assert_int_eq(cfg.rendezvous_timeout, 3);
 	ck_assert_int_eq(cfg.session_timeout, 15);
 	ck_assert_int_eq(cfg.keepalive, 30);
 	snprintf(want, sizeof(want), "%s/.cache/noports/keys", home);
@@ -302,6 +305,8 @@ START_TEST(session_keywords)
 	    "DeviceAlias home @me\n"
 	    "deviceAlias x.y_z-1 @a.b\n", &cfg, err, sizeof(err)), NP_OK);
 	ck_assert_str_eq(cfg.rendezvous, "@sr");
+	ck_assert_uint_eq(cfg.rendezvous_list.n, 1);
+	ck_assert_str_eq(cfg.rendezvous_list.v[0], "@sr");
 	snprintf(want, sizeof(want), "%s/k", home);
 	ck_assert_str_eq(cfg.key_dir, want);
 	ck_assert_str_eq(cfg.known_hosts, "/tmp/kh");
@@ -322,6 +327,36 @@ START_TEST(session_keywords)
 }
 END_TEST
 
+START_TEST(rendezvous_list)
+{
+	struct np_config cfg;
+	char err[256];
+
+	ck_assert_int_eq(parse("Rendezvous @sr_eu @sr_us\t@sr_ap\n"
+	    "RendezvousCache 10m\n"
+	    "RendezvousTimeout 5\n", &cfg, err, sizeof(err)), NP_OK);
+	ck_assert_uint_eq(cfg.rendezvous_list.n, 3);
+	ck_assert_str_eq(cfg.rendezvous_list.v[0], "@sr_eu");
+	ck_assert_str_eq(cfg.rendezvous_list.v[1], "@sr_us");
+	ck_assert_str_eq(cfg.rendezvous_list.v[2], "@sr_ap");
+	ck_assert_str_eq(cfg.rendezvous, "@sr_eu");
+	ck_assert_int_eq(cfg.rendezvous_cache, 600);
+	ck_assert_int_eq(cfg.rendezvous_timeout, 5);
+	np_config_free(&cfg);
+	ck_assert_ptr_null(cfg.rendezvous);
+	ck_assert_uint_eq(cfg.rendezvous_list.n, 0);
+
+	/* 16 is the cap; 0 turns the cache off. */
+	ck_assert_int_eq(parse("Rendezvous @a1 @a2 @a3 @a4 @a5 @a6 @a7 @a8 "
+	    "@a9 @b1 @b2 @b3 @b4 @b5 @b6 @b7\nRendezvousCache 0\n", &cfg,
+	    err, sizeof(err)), NP_OK);
+	ck_assert_uint_eq(cfg.rendezvous_list.n, 16);
+	ck_assert_str_eq(cfg.rendezvous_list.v[15], "@b7");
+	ck_assert_int_eq(cfg.rendezvous_cache, 0);
+	np_config_free(&cfg);
+}
+END_TEST
+
 START_TEST(session_bad_keywords)
 {
 	static const struct {
@@ -329,7 +364,18 @@ START_TEST(session_bad_keywords)
 		const char *msg;
 	} bad[] = {
 		{ "Rendezvous sr\n", "cfg:1:" },
-		{ "Rendezvous @sr @x\n", "cfg:1:" },
+		{ "Rendezvous @sr @x y\n", "bad identity 'y' for 'Rendezvous'" },
+		{ "Rendezvous @sr @Sr2\n", "bad identity '@Sr2'" },
+		{ "Rendezvous @sr @b @sr\n", "'@sr' given twice for "
+		    "'Rendezvous'" },
+		{ "Rendezvous @a\nRendezvous @b\n", "given twice" },
+		{ "Rendezvous @a1 @a2 @a3 @a4 @a5 @a6 @a7 @a8 @a9 @b1 @b2 @b3 "
+		    "@b4 @b5 @b6 @b7 @b8\n", "at most 16 values for "
+		    "'Rendezvous'" },
+		{ "RendezvousCache -1\n", "cfg:1:" },
+		{ "RendezvousCache 2d\n", "cfg:1:" },
+		{ "RendezvousTimeout 0\n", "cfg:1:" },
+		{ "RendezvousTimeout 2h\n", "cfg:1:" },
 		{ "SessionTimeout 0\n", "cfg:1:" },
 		{ "SessionTimeout 2h\n", "cfg:1:" },
 		{ "SessionTimeout -1\n", "cfg:1:" },
@@ -520,6 +566,7 @@ npconfig_suite(void)
 	tcase_add_test(tc, fp_valid);
 	tcase_add_test(tc, session_keywords);
 	tcase_add_test(tc, session_bad_keywords);
+	tcase_add_test(tc, rendezvous_list);
 	tcase_add_test(tc, relay_keywords);
 	tcase_add_test(tc, relay_bad_keywords);
 	tcase_add_test(tc, alias_names);
