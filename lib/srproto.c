@@ -694,3 +694,163 @@ np_sr_connect(const struct np_sr_endpoint *ep, const char *sid,
 	np_buf_free(line);
 	return r;
 }
+
+/* --- probes --- */
+
+#define SR_PROBE_MAGIC "NPSR1 PROBE "
+#define SR_PROBE_MAGIC_LEN (sizeof(SR_PROBE_MAGIC) - 1)
+#define SR_PROBE_DOMAIN "noports-probe-v1"
+#define SR_PROBE_MAC_OFF 16
+
+static void
+ticket_mac(const uint8_t key[NP_SR_PROBE_KEY_LEN], const uint8_t *head,
+    uint8_t mac[crypto_auth_hmacsha256_BYTES])
+{
+	crypto_auth_hmacsha256_state st;
+
+	crypto_auth_hmacsha256_init(&st, key, NP_SR_PROBE_KEY_LEN);
+	crypto_auth_hmacsha256_update(&st, (const uint8_t *)SR_PROBE_DOMAIN,
+	    sizeof(SR_PROBE_DOMAIN)); /* with its NUL */
+	crypto_auth_hmacsha256_update(&st, head, SR_PROBE_MAC_OFF);
+	crypto_auth_hmacsha256_final(&st, mac);
+	sodium_memzero(&st, sizeof(st));
+}
+
+void
+np_sr_ticket_make(const uint8_t key[NP_SR_PROBE_KEY_LEN], int64_t expiry_ms,
+    uint8_t ticket[NP_SR_TICKET_LEN])
+{
+	uint64_t e = expiry_ms < 0 ? 0 : (uint64_t)expiry_ms;
+	int i;
+
+	for (i = 0; i < 8; i++) {
+		ticket[i] = (uint8_t)(e >> (56 - 8 * i));
+	}
+	randombytes_buf(ticket + 8, 8);
+	ticket_mac(key, ticket, ticket + SR_PROBE_MAC_OFF);
+}
+
+int
+np_sr_ticket_check(const uint8_t key[NP_SR_PROBE_KEY_LEN],
+    const uint8_t ticket[NP_SR_TICKET_LEN], int64_t now_ms)
+{
+	uint8_t mac[crypto_auth_hmacsha256_BYTES];
+	uint64_t e = 0;
+	int i, ok;
+
+	ticket_mac(key, ticket, mac);
+	ok = sodium_memcmp(mac, ticket + SR_PROBE_MAC_OFF, sizeof(mac)) == 0;
+	sodium_memzero(mac, sizeof(mac));
+	for (i = 0; i < 8; i++) {
+		e = e << 8 | ticket[i];
+	}
+	if (!ok || now_ms < 0 || e < (uint64_t)now_ms ||
+	    e - (uint64_t)now_ms > NP_SR_PROBE_TTL_MS) {
+		return NP_ERR_AUTH;
+	}
+	return NP_OK;
+}
+
+void
+np_sr_ticket_encode(const uint8_t ticket[NP_SR_TICKET_LEN],
+    char out[NP_SR_TICKET_B64_LEN + 1])
+{
+	sodium_bin2base64(out, NP_SR_TICKET_B64_LEN + 1, ticket,
+	    NP_SR_TICKET_LEN, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+int
+np_sr_ticket_decode(const char *s, size_t len,
+    uint8_t ticket[NP_SR_TICKET_LEN])
+{
+	size_t n = 0, i;
+	const char *end = NULL;
+
+	if (s == NULL || len != NP_SR_TICKET_B64_LEN) {
+		return NP_ERR_INVALID;
+	}
+	for (i = 0; i < len; i++) {
+		if (!b64url_char(s[i])) {
+			return NP_ERR_INVALID;
+		}
+	}
+	if (sodium_base642bin(ticket, NP_SR_TICKET_LEN, s, len, NULL, &n,
+	    &end, sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+	    end != s + len || n != NP_SR_TICKET_LEN) {
+		return NP_ERR_INVALID;
+	}
+	return NP_OK;
+}
+
+int
+np_srprobe_is(const uint8_t *p, size_t len)
+{
+	return p != NULL && len >= SR_PROBE_MAGIC_LEN &&
+	    memcmp(p, SR_PROBE_MAGIC, SR_PROBE_MAGIC_LEN) == 0;
+}
+
+int
+np_srprobe_parse(const uint8_t *p, size_t len,
+    uint8_t ticket[NP_SR_TICKET_LEN])
+{
+	if (!np_srprobe_is(p, len) ||
+	    len != SR_PROBE_MAGIC_LEN + NP_SR_TICKET_B64_LEN + 1 ||
+	    p[len - 1] != '\n') {
+		return NP_ERR_INVALID;
+	}
+	return np_sr_ticket_decode((const char *)p + SR_PROBE_MAGIC_LEN,
+	    NP_SR_TICKET_B64_LEN, ticket);
+}
+
+int
+np_sr_probe(const char *host, uint16_t port, const char *ticket_b64,
+    int timeout_ms, uint64_t *ms, char *why, size_t whylen)
+{
+	struct np_sr_endpoint ep;
+	char line[SR_PROBE_MAGIC_LEN + NP_SR_TICKET_B64_LEN + 2];
+	char ans[NP_SRLINE_MAX];
+	size_t alen = 0;
+	uint64_t t0, deadline;
+	int fd = -1, n, r;
+
+	set_why(why, whylen, "");
+	if (host == NULL || ticket_b64 == NULL || port == 0 ||
+	    timeout_ms <= 0 || strlen(host) >= sizeof(ep.host) ||
+	    strlen(ticket_b64) != NP_SR_TICKET_B64_LEN) {
+		return NP_ERR_INVALID;
+	}
+	memset(&ep, 0, sizeof(ep));
+	snprintf(ep.host, sizeof(ep.host), "%s", host);
+	ep.port = port;
+	n = snprintf(line, sizeof(line), SR_PROBE_MAGIC "%s\n", ticket_b64);
+	if (n < 0 || (size_t)n >= sizeof(line)) {
+		return NP_ERR_INVALID;
+	}
+	t0 = np_now_mono_ms();
+	deadline = t0 + (uint64_t)timeout_ms;
+	if ((r = sr_dial(&ep, deadline, &fd, why, whylen)) != NP_OK) {
+		return r;
+	}
+	r = send_all(fd, (const uint8_t *)line, (size_t)n, deadline);
+	if (r == NP_OK) {
+		r = read_answer(fd, deadline, ans, &alen);
+	}
+	if (r == NP_OK && alen == sizeof(NP_SR_PONG_LINE) - 1 &&
+	    memcmp(ans, NP_SR_PONG_LINE, alen) == 0) {
+		*ms = np_now_mono_ms() - t0;
+	} else if (r == NP_OK) {
+		r = check_answer(ans, alen, why, whylen);
+		r = r == NP_OK ? NP_ERR_PROTO : r; /* OK is no PONG */
+		if (r == NP_ERR_PROTO) {
+			set_why(why, whylen, "bad answer from rendezvous");
+		}
+	} else if (r == NP_ERR_TIMEOUT) {
+		set_why(why, whylen, "no answer from rendezvous in time");
+	} else if (r == NP_ERR_CLOSED) {
+		set_why(why, whylen, "rendezvous closed the connection");
+	} else {
+		set_why(why, whylen, "answer line too long");
+	}
+	close(fd);
+	return r;
+}

@@ -82,4 +82,47 @@ int np_sr_session_from_json(struct json_object *body,
 int np_sr_connect(const struct np_sr_endpoint *ep, const char *sid,
     enum np_sr_side side, int timeout_ms, int *fd, char *why, size_t whylen);
 
+/*
+ * Probes (docs/PROTOCOL.md, "Rendezvous", "Probes"): the cheap round
+ * trip a client with several rendezvous measures to pick one.  np-srd
+ * issues a probe ticket over the control plane (srd.probe ->
+ * srd.probeinfo) to an identity its Allow line names; the ticket is a
+ * bearer proof, good until its expiry, that np-srd made it:
+ *     ticket = expiry_ms (u64 big-endian) || nonce (8 random bytes) ||
+ *              HMAC-SHA-256(key, "noports-probe-v1\0" || expiry || nonce)
+ * with a key np-srd draws at start and never shows.  On its data port:
+ *     "NPSR1 PROBE " base64url(ticket, no padding: 64 chars) "\n"
+ * answered "NPSR1 PONG\n" (or "NPSR1 ERR <reason>\n") and closed.
+ */
+#define NP_SR_TICKET_LEN 48
+#define NP_SR_TICKET_B64_LEN 64
+#define NP_SR_PROBE_KEY_LEN 32
+#define NP_SR_PROBE_TTL_MS 60000 /* a ticket's life */
+#define NP_SR_PONG_LINE "NPSR1 PONG\n"
+
+/* A fresh ticket valid until expiry_ms (wall clock) under key. */
+void np_sr_ticket_make(const uint8_t key[NP_SR_PROBE_KEY_LEN],
+    int64_t expiry_ms, uint8_t ticket[NP_SR_TICKET_LEN]);
+/* NP_OK when key made the ticket and now_ms is not past its expiry
+ * (nor the expiry more than a ticket's life ahead); NP_ERR_AUTH. */
+int np_sr_ticket_check(const uint8_t key[NP_SR_PROBE_KEY_LEN],
+    const uint8_t ticket[NP_SR_TICKET_LEN], int64_t now_ms);
+/* base64url without padding, NP_SR_TICKET_B64_LEN chars + NUL. */
+void np_sr_ticket_encode(const uint8_t ticket[NP_SR_TICKET_LEN],
+    char out[NP_SR_TICKET_B64_LEN + 1]);
+int np_sr_ticket_decode(const char *s, size_t len,
+    uint8_t ticket[NP_SR_TICKET_LEN]);
+/* 1 when p[0..len) begins as a probe line ("NPSR1 PROBE "). */
+int np_srprobe_is(const uint8_t *p, size_t len);
+/* Pure: exactly one probe line, "\n" included, into its ticket. */
+int np_srprobe_parse(const uint8_t *p, size_t len,
+    uint8_t ticket[NP_SR_TICKET_LEN]);
+/*
+ * Probe host:port with the ticket (b64 form): connect, send the line,
+ * wait for "NPSR1 PONG\n", close; *ms gets the time from the connect's
+ * start to the PONG.  NP_ERR_AUTH when np-srd refused (reason in why).
+ */
+int np_sr_probe(const char *host, uint16_t port, const char *ticket_b64,
+    int timeout_ms, uint64_t *ms, char *why, size_t whylen);
+
 #endif

@@ -124,6 +124,7 @@ struct srd_lst {
 	uint16_t port;
 	uint8_t side;
 	uint8_t paused;
+	uint8_t probe_only; /* the probe port (ephemeral mode) */
 	struct srd_lst *pnext; /* paused list */
 };
 
@@ -243,6 +244,13 @@ int srd_data_start(struct srd *d);
  */
 int srd_data_open(struct srd *d, const char *owner, const char *peer,
     struct np_sr_session *sr, const char **why);
+/*
+ * Where and with what a client probes this np-srd (docs/PROTOCOL.md,
+ * "Probes"): PublicHost, the single port or the probe port, and a fresh
+ * ticket (base64url) good until *expires (wall clock ms).
+ */
+int srd_data_probeinfo(struct srd *d, const char **host, uint16_t *port,
+    char ticket[NP_SR_TICKET_B64_LEN + 1], int64_t *expires);
 /* End a session just opened whose reply could not be sent. */
 void srd_data_cancel(struct srd *d, const char *sid);
 /* Stop listening, drop pre-auth connections and waiting sessions. */

@@ -1,6 +1,8 @@
 /*
  * The control plane: one np-server connection (reconnecting, monitor
- * re-issued), srd.open boxes in, srd.session / srd.error boxes out.
+ * re-issued), srd.open boxes in, srd.session / srd.error boxes out;
+ * srd.probe in, srd.probeinfo (a probe ticket, docs/PROTOCOL.md
+ * "Probes") out.
  *
  * A pushed box is checked against Allow by its server-recorded sender
  * before anything else; others are acknowledged and dropped.  Requesters'
@@ -367,6 +369,43 @@ ctl_session(struct srd *d, struct srd_peer *p, const struct srd_open *o)
 	sodium_memzero(&sr, sizeof(sr));
 }
 
+/* srd.probe: where to probe us, with a fresh ticket. */
+static void
+ctl_probeinfo(struct srd *d, struct srd_peer *p, const struct srd_open *o)
+{
+	struct json_object *body = NULL;
+	char ticket[NP_SR_TICKET_B64_LEN + 1];
+	const char *host;
+	uint16_t port;
+	int64_t expires;
+	int r;
+
+	if ((r = srd_data_probeinfo(d, &host, &port, ticket, &expires)) !=
+	    NP_OK) {
+		ctl_error(d, p, o->rt, "no probes here");
+		return;
+	}
+	r = NP_ERR_ALLOC;
+	if ((body = json_object_new_object()) != NULL &&
+	    json_object_object_add(body, "host",
+	    json_object_new_string(host)) == 0 &&
+	    json_object_object_add(body, "port",
+	    json_object_new_int(port)) == 0 &&
+	    json_object_object_add(body, "ticket",
+	    json_object_new_string(ticket)) == 0 &&
+	    json_object_object_add(body, "expires",
+	    json_object_new_int64(expires)) == 0) {
+		r = ctl_send(d, p, o->rt, "srd.probeinfo", NULL, body);
+	}
+	json_object_put(body);
+	sodium_memzero(ticket, sizeof(ticket));
+	if (r != NP_OK) {
+		np_warn_r(r, "cannot send srd.probeinfo to %s", p->id);
+	} else {
+		np_debug("probe ticket for %s", p->id);
+	}
+}
+
 /* A string member that fits cap bytes (with its NUL), no NUL inside. */
 static const char *
 open_str(struct json_object *v, size_t cap)
@@ -429,7 +468,7 @@ ctl_handle(struct srd *d, struct srd_peer *p, struct srd_req *q)
 {
 	struct np_box_msg *m = NULL;
 	struct srd_open o;
-	int r;
+	int r, probe;
 
 	r = np_box_open(d->key, p->pk, q->from, q->mid, q->box, q->len,
 	    np_now_real_ms(), d->replay, &m);
@@ -448,16 +487,21 @@ ctl_handle(struct srd *d, struct srd_peer *p, struct srd_req *q)
 		}
 		goto done;
 	}
-	if (strcmp(m->type, "srd.open") != 0) {
+	probe = strcmp(m->type, "srd.probe") == 0;
+	if (!probe && strcmp(m->type, "srd.open") != 0) {
 		np_info("dropped box %s from %s: type %s", q->mid, q->from,
 		    m->type);
 		goto done;
 	}
-	if (srd_open_parse(m->body, &o) != NP_OK) {
-		np_info("box %s from %s: bad srd.open body", q->mid, q->from);
+	if (srd_open_parse(m->body, &o) != NP_OK ||
+	    (probe && o.peer[0] != '\0')) {
+		np_info("box %s from %s: bad %s body", q->mid, q->from,
+		    m->type);
 		ctl_error(d, p, o.rt, "bad request");
 	} else if (d->stopping) {
 		ctl_error(d, p, o.rt, "shutting down");
+	} else if (probe) {
+		ctl_probeinfo(d, p, &o);
 	} else {
 		ctl_session(d, p, &o);
 	}

@@ -10,6 +10,12 @@
  * per address; over a cap the oldest pending connection (of that address,
  * or of all) is dropped, and a new connection's line is read right after
  * accept, so a flood of silent connections pushes out only itself.
+ *
+ * A probe line ("NPSR1 PROBE <ticket>", docs/PROTOCOL.md "Probes") with
+ * a ticket this process issued gets "NPSR1 PONG" and the connection is
+ * closed: nothing is relayed, no session is touched.  Probes come to the
+ * single port, or in ephemeral mode to a probe port opened at start
+ * (from PortRange when given), which takes nothing but probes.
  */
 #include <sys/socket.h>
 #include <sys/types.h>
@@ -54,6 +60,7 @@ struct srd_conn {
 	struct srd *d;
 	int fd;
 	uint8_t single;		/* arrived on the single port */
+	uint8_t probe_only;	/* arrived on the probe port */
 	uint8_t lside;		/* else: the endpoint's session and side */
 	char lsid[NP_SR_SID_LEN + 1];
 	uint64_t deadline;
@@ -65,6 +72,8 @@ struct srd_conn {
 
 struct srd_dp {
 	struct srd_lst single;
+	struct srd_lst probe;	/* ephemeral mode: the probe port */
+	uint8_t *probe_key;	/* NP_SR_PROBE_KEY_LEN, sodium_malloc */
 	struct srd_conn *head, *tail;
 	size_t nconns;
 	struct srd_src *src[SRC_BUCKETS];
@@ -431,7 +440,8 @@ conn_new(struct srd *d, struct srd_lst *l, int fd,
 	c->fd = fd;
 	c->addr = a;
 	c->src = src;
-	c->single = l->s == NULL;
+	c->single = l->s == NULL && !l->probe_only;
+	c->probe_only = l->probe_only;
 	if (l->s != NULL) {
 		memcpy(c->lsid, l->s->sid, sizeof(c->lsid));
 		c->lside = l->side;
@@ -554,6 +564,31 @@ sess_join(struct srd *d, struct srd_conn *c, struct srd_sess *s, int side)
 	}
 }
 
+/* A probe line: PONG for a ticket of ours, then close. */
+static void
+conn_probe(struct srd *d, struct srd_conn *c)
+{
+	uint8_t ticket[NP_SR_TICKET_LEN];
+	char a[ADDR_STR];
+	int r;
+
+	r = np_srprobe_parse(c->line, c->used, ticket);
+	sodium_memzero(c->line, sizeof(c->line));
+	if (r != NP_OK) {
+		conn_refuse(d, c, "bad line");
+		return;
+	}
+	if (np_sr_ticket_check(d->dp->probe_key, ticket, np_now_real_ms()) !=
+	    NP_OK || d->stopping) {
+		conn_refuse(d, c, "bad ticket");
+		return;
+	}
+	np_debug("probe from %s: pong", addr_str(&c->addr, a));
+	(void)send(c->fd, NP_SR_PONG_LINE, sizeof(NP_SR_PONG_LINE) - 1,
+	    MSG_NOSIGNAL | MSG_DONTWAIT);
+	conn_close(d, c, 1);
+}
+
 static void
 conn_line(struct srd *d, struct srd_conn *c)
 {
@@ -563,6 +598,15 @@ conn_line(struct srd *d, struct srd_conn *c)
 	struct srd_sess *s = NULL;
 	int r;
 
+	if (np_srprobe_is(c->line, c->used) && (c->single || c->probe_only)) {
+		conn_probe(d, c);
+		return;
+	}
+	if (c->probe_only) {
+		sodium_memzero(c->line, sizeof(c->line));
+		conn_refuse(d, c, "probes only");
+		return;
+	}
 	r = np_srline_parse(c->line, c->used, sid, &side, token);
 	sodium_memzero(c->line, sizeof(c->line));
 	if (r != NP_OK) {
@@ -764,6 +808,47 @@ bind_addr(struct srd *d)
 	return NP_OK;
 }
 
+/* Ephemeral mode: one port for probes, for as long as we run. */
+static int
+probe_listen(struct srd *d)
+{
+	struct srd_dp *dp = d->dp;
+	int r;
+
+	if ((r = lst_open_fresh(d, &dp->probe)) != NP_OK) {
+		np_error("cannot open the probe port: %s", r == NP_ERR_LIMIT ?
+		    "no free port in PortRange" : strerror(errno));
+		return r;
+	}
+	if ((r = np_ev_add(d->ev, dp->probe.fd, NP_EV_READ, accept_cb,
+	    &dp->probe)) != NP_OK) {
+		return r;
+	}
+	np_info("listening on %s port %u for probes",
+	    d->conf->listen_address, dp->probe.port);
+	return NP_OK;
+}
+
+int
+srd_data_probeinfo(struct srd *d, const char **host, uint16_t *port,
+    char ticket[NP_SR_TICKET_B64_LEN + 1], int64_t *expires)
+{
+	struct srd_dp *dp = d->dp;
+	uint8_t t[NP_SR_TICKET_LEN];
+	const struct srd_lst *l;
+
+	l = d->conf->single_port != 0 ? &dp->single : &dp->probe;
+	if (dp->probe_key == NULL || l->fd == -1) {
+		return NP_ERR_INTERNAL;
+	}
+	*expires = np_now_real_ms() + NP_SR_PROBE_TTL_MS;
+	np_sr_ticket_make(dp->probe_key, *expires, t);
+	np_sr_ticket_encode(t, ticket);
+	*host = d->conf->public_host;
+	*port = l->port;
+	return NP_OK;
+}
+
 int
 srd_data_start(struct srd *d)
 {
@@ -776,6 +861,13 @@ srd_data_start(struct srd *d)
 	d->dp = dp;
 	dp->single.d = d;
 	dp->single.fd = -1;
+	dp->probe.d = d;
+	dp->probe.fd = -1;
+	dp->probe.probe_only = 1;
+	if ((dp->probe_key = sodium_malloc(NP_SR_PROBE_KEY_LEN)) == NULL) {
+		return NP_ERR_ALLOC;
+	}
+	randombytes_buf(dp->probe_key, NP_SR_PROBE_KEY_LEN);
 	dp->port_next = d->conf->port_lo;
 	if (d->conf->port_lo != 0) {
 		dp->port_next = d->conf->port_lo +
@@ -789,7 +881,7 @@ srd_data_start(struct srd *d)
 		return r;
 	}
 	if (d->conf->single_port == 0) {
-		return NP_OK;
+		return probe_listen(d);
 	}
 	if ((r = sock_listen(d, (uint16_t)d->conf->single_port,
 	    SINGLE_BACKLOG, &dp->single.fd, &dp->single.port)) != NP_OK) {
@@ -888,6 +980,7 @@ srd_data_shutdown(struct srd *d)
 		return;
 	}
 	lst_close(d, &dp->single);
+	lst_close(d, &dp->probe);
 	while (dp->head != NULL) {
 		conn_close(d, dp->head, 1);
 	}
@@ -935,6 +1028,7 @@ srd_data_free(struct srd *d)
 			free(src);
 		}
 	}
+	sodium_free(dp->probe_key); /* wipes */
 	free(dp);
 	d->dp = NULL;
 }

@@ -795,6 +795,81 @@ START_TEST(connect_refused)
 }
 END_TEST
 
+START_TEST(ticket_check)
+{
+	uint8_t key[NP_SR_PROBE_KEY_LEN], other[NP_SR_PROBE_KEY_LEN];
+	uint8_t t[NP_SR_TICKET_LEN], t2[NP_SR_TICKET_LEN], back[NP_SR_TICKET_LEN];
+	char b64[NP_SR_TICKET_B64_LEN + 1];
+	int64_t now = 1700000000000LL;
+	size_t i;
+
+	memset(key, 7, sizeof(key));
+	memset(other, 8, sizeof(other));
+	np_sr_ticket_make(key, now + NP_SR_PROBE_TTL_MS, t);
+	ck_assert_int_eq(np_sr_ticket_check(key, t, now), NP_OK);
+	ck_assert_int_eq(np_sr_ticket_check(key, t, now +
+	    NP_SR_PROBE_TTL_MS), NP_OK);
+	/* expired, not ours, too far ahead */
+	ck_assert_int_eq(np_sr_ticket_check(key, t, now +
+	    NP_SR_PROBE_TTL_MS + 1), NP_ERR_AUTH);
+	ck_assert_int_eq(np_sr_ticket_check(other, t, now), NP_ERR_AUTH);
+	ck_assert_int_eq(np_sr_ticket_check(key, t, now - 1), NP_ERR_AUTH);
+	/* every bit counts, the expiry's too */
+	for (i = 0; i < NP_SR_TICKET_LEN; i++) {
+		memcpy(t2, t, sizeof(t));
+		t2[i] ^= 0x10;
+		ck_assert_int_eq(np_sr_ticket_check(key, t2, now),
+		    NP_ERR_AUTH);
+	}
+	/* two tickets for one expiry differ (nonce) */
+	np_sr_ticket_make(key, now + NP_SR_PROBE_TTL_MS, t2);
+	ck_assert(memcmp(t, t2, sizeof(t)) != 0);
+	np_sr_ticket_encode(t, b64);
+	ck_assert_uint_eq(strlen(b64), NP_SR_TICKET_B64_LEN);
+	ck_assert_int_eq(np_sr_ticket_decode(b64, strlen(b64), back), NP_OK);
+	ck_assert(memcmp(t, back, sizeof(t)) == 0);
+	ck_assert_int_eq(np_sr_ticket_decode(b64, strlen(b64) - 1, back),
+	    NP_ERR_INVALID);
+	b64[3] = '+';
+	ck_assert_int_eq(np_sr_ticket_decode(b64, strlen(b64), back),
+	    NP_ERR_INVALID);
+}
+END_TEST
+
+START_TEST(probe_line)
+{
+	uint8_t key[NP_SR_PROBE_KEY_LEN], t[NP_SR_TICKET_LEN];
+	uint8_t back[NP_SR_TICKET_LEN];
+	char b64[NP_SR_TICKET_B64_LEN + 1], line[160];
+	int n;
+
+	memset(key, 1, sizeof(key));
+	np_sr_ticket_make(key, 5, t);
+	np_sr_ticket_encode(t, b64);
+	n = snprintf(line, sizeof(line), "NPSR1 PROBE %s\n", b64);
+	ck_assert_int_lt(n, NP_SRLINE_MAX);
+	ck_assert(np_srprobe_is((const uint8_t *)line, (size_t)n));
+	ck_assert_int_eq(np_srline_len((const uint8_t *)line, (size_t)n), n);
+	ck_assert_int_eq(np_srprobe_parse((const uint8_t *)line, (size_t)n,
+	    back), NP_OK);
+	ck_assert(memcmp(t, back, sizeof(t)) == 0);
+	/* not a probe: a token line, no newline, extra bytes, CRLF */
+	ck_assert(!np_srprobe_is((const uint8_t *)"NPSR1 " SID " c x\n", 42));
+	ck_assert_int_eq(np_srprobe_parse((const uint8_t *)line,
+	    (size_t)n - 1, back), NP_ERR_INVALID);
+	line[n - 1] = 'x';
+	ck_assert_int_eq(np_srprobe_parse((const uint8_t *)line, (size_t)n,
+	    back), NP_ERR_INVALID);
+	n = snprintf(line, sizeof(line), "NPSR1 PROBE %s\r\n", b64);
+	ck_assert_int_eq(np_srprobe_parse((const uint8_t *)line, (size_t)n,
+	    back), NP_ERR_INVALID);
+	n = snprintf(line, sizeof(line), "NPSR1 PROBE  %s\n", b64);
+	ck_assert_int_eq(np_srprobe_parse((const uint8_t *)line, (size_t)n,
+	    back), NP_ERR_INVALID);
+	ck_assert_int_eq(np_srprobe_parse(NULL, 0, back), NP_ERR_INVALID);
+}
+END_TEST
+
 static Suite *
 srproto_suite(void)
 {
@@ -815,6 +890,11 @@ srproto_suite(void)
 	tcase_add_test(tc, session_good_text);
 	tcase_add_test(tc, session_bad);
 	tcase_add_test(tc, session_to_json_bad);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("probe");
+	tcase_add_test(tc, ticket_check);
+	tcase_add_test(tc, probe_line);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("connect");
