@@ -217,6 +217,34 @@ int dev_body_err(const char *sid, const char *reason,
 int dev_body_pong(const struct dev_conf *c, struct json_object *ping,
     struct json_object **out);
 
+/*
+ * Probes for a client with several rendezvous (docs/PROTOCOL.md,
+ * "Probes"): an np.ping may carry "probe", the client's probe tickets;
+ * np-deviced probes each rendezvous and its np.pong reports the round
+ * trips in "rtt".
+ */
+#define DEV_PROBE_MAX 16	/* rendezvous of one np.ping */
+#define DEV_PROBE_JOBS_MAX 8	/* pings probing at once */
+#define DEV_PROBE_MS 2000	/* for all the probes of one ping */
+
+struct dev_probe_tgt {
+	char sr[NP_IDENT_MAX + 1];
+	char host[256];
+	uint16_t port;
+	char ticket[NP_SR_TICKET_B64_LEN + 1];
+};
+/*
+ * The "probe" member of an np.ping body: an array of at most
+ * DEV_PROBE_MAX objects {"sr":IDENT,"host":STR,"port":N,"ticket":T}
+ * (exactly these; each sr once; host printable, at most 255 bytes;
+ * ticket NP_SR_TICKET_B64_LEN base64url characters).  Targets whose host
+ * RendezvousHost does not allow, or that is not an address literal (a
+ * name would be looked up inside the loop), are left out.  *n is 0 when
+ * the member is absent.  NP_ERR_INVALID when it is malformed.  Pure.
+ */
+int dev_ping_probes(const struct dev_conf *c, struct json_object *ping,
+    struct dev_probe_tgt *out, size_t *n);
+
 /* ---- the daemon ---- */
 
 struct np_ev;
@@ -226,6 +254,7 @@ struct np_replay;
 struct np_cpc;
 struct dev_cp;
 struct dev_sess;
+struct dev_probe_job;
 
 struct dev {
 	struct dev_conf *conf;
@@ -245,6 +274,8 @@ struct dev {
 	uint64_t sweep_timer;
 	uint64_t grace_timer;
 	uint64_t trim_timer;	/* dev_mem_idle() */
+	struct dev_probe_job *probes; /* pings being probed (dev_probe.c) */
+	size_t nprobes;
 	int stopping;
 	int exit_code;
 };
@@ -291,6 +322,19 @@ void dev_keys_sweep(struct dev *d);
 /* At start (authorized_keys mode): the sweep covers every user named on
  * an Allow line, so lines written before a restart are swept too. */
 void dev_keys_init(struct dev *d);
+
+/*
+ * Probe t[0..n) (non-blocking, at most DEV_PROBE_MS in all), then send
+ * pong (taking its reference) to (to, pk) as np.pong, box session
+ * session, tagged rt, with "rtt":{"@sr":MS,...} for those that answered
+ * NPSR1 PONG.  NP_ERR_LIMIT with DEV_PROBE_JOBS_MAX pings at it already
+ * (pong is then left to the caller).
+ */
+int dev_probe_start(struct dev *d, const char *to,
+    const uint8_t pk[NP_PK_LEN], const char *rt, const char *session,
+    const struct dev_probe_tgt *t, size_t n, struct json_object *pong);
+/* Drop every probe in flight (no pong sent). */
+void dev_probe_free_all(struct dev *d);
 
 /* Control plane (dev_ctl.c). */
 int dev_ctl_start(struct dev *d);

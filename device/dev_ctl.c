@@ -410,7 +410,9 @@ static void
 handle_ping(struct dev *d, struct dev_peer *p, const struct np_box_msg *m)
 {
 	struct json_object *body = NULL;
+	struct dev_probe_tgt t[DEV_PROBE_MAX];
 	char rt[DEV_TAG_MAX + 1];
+	size_t n = 0;
 	int r;
 
 	if (!p->allowed) {
@@ -418,7 +420,18 @@ handle_ping(struct dev *d, struct dev_peer *p, const struct np_box_msg *m)
 		return;
 	}
 	dev_body_rt(m->body, rt);
-	if ((r = dev_body_pong(d->conf, m->body, &body)) == NP_OK) {
+	if (dev_ping_probes(d->conf, m->body, t, &n) != NP_OK) {
+		np_info("ping from %s: bad probe list, not probed", p->id);
+		n = 0;
+	}
+	if ((r = dev_body_pong(d->conf, m->body, &body)) == NP_OK && n > 0 &&
+	    !d->stopping && dev_probe_start(d, p->id, p->pk, rt, m->session,
+	    t, n, body) == NP_OK) {
+		sodium_memzero(t, sizeof(t));
+		return; /* the pong goes out after the probes */
+	}
+	sodium_memzero(t, sizeof(t));
+	if (r == NP_OK) {
 		r = dev_ctl_send(d, p->id, p->pk, rt, "np.pong", m->session,
 		    body);
 	}

@@ -3,6 +3,9 @@
  * and building the np.session.ok / np.session.err / np.pong bodies
  * (docs/PROTOCOL.md, "Sessions between a client and a device").
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -495,6 +498,84 @@ dev_body_err(const char *sid, const char *reason, struct json_object **out)
 		return r;
 	}
 	*out = o;
+	return NP_OK;
+}
+
+/* One {"sr","host","port","ticket"} of a ping's "probe". */
+static int
+probe_one(struct json_object *o, struct dev_probe_tgt *t)
+{
+	uint8_t raw[NP_SR_TICKET_LEN];
+	const char *s;
+	size_t len;
+	long port;
+
+	if (!json_object_is_type(o, json_type_object) ||
+	    json_object_object_length(o) != 4 ||
+	    get_str(o, "sr", &s, &len) != NP_OK || len > NP_IDENT_MAX ||
+	    !np_ident_valid(s)) {
+		return NP_ERR_INVALID;
+	}
+	memcpy(t->sr, s, len + 1);
+	if (get_str(o, "host", &s, &len) != NP_OK || !host_valid(s, len)) {
+		return NP_ERR_INVALID;
+	}
+	memcpy(t->host, s, len + 1);
+	if (get_int(o, "port", 1, 65535, &port) != NP_OK) {
+		return NP_ERR_INVALID;
+	}
+	t->port = (uint16_t)port;
+	if (get_str(o, "ticket", &s, &len) != NP_OK ||
+	    np_sr_ticket_decode(s, len, raw) != NP_OK) {
+		return NP_ERR_INVALID;
+	}
+	memcpy(t->ticket, s, len + 1);
+	return NP_OK;
+}
+
+/* 1 for an IPv4 or IPv6 address literal. */
+static int
+addr_literal(const char *h)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, h, &a4) == 1 ||
+	    inet_pton(AF_INET6, h, &a6) == 1;
+}
+
+int
+dev_ping_probes(const struct dev_conf *c, struct json_object *ping,
+    struct dev_probe_tgt *out, size_t *n)
+{
+	struct json_object *a;
+	struct dev_probe_tgt t;
+	size_t i, j, len;
+
+	*n = 0;
+	if (ping == NULL || !json_object_is_type(ping, json_type_object) ||
+	    !json_object_object_get_ex(ping, "probe", &a)) {
+		return NP_OK;
+	}
+	if (!json_object_is_type(a, json_type_array) ||
+	    (len = json_object_array_length(a)) > DEV_PROBE_MAX) {
+		return NP_ERR_INVALID;
+	}
+	for (i = 0; i < len; i++) {
+		if (probe_one(json_object_array_get_idx(a, i), &t) != NP_OK) {
+			*n = 0;
+			return NP_ERR_INVALID;
+		}
+		for (j = 0; j < *n; j++) {
+			if (strcmp(out[j].sr, t.sr) == 0) {
+				*n = 0;
+				return NP_ERR_INVALID;
+			}
+		}
+		if (rv_host_allowed(c, t.host) && addr_literal(t.host)) {
+			out[(*n)++] = t;
+		}
+	}
 	return NP_OK;
 }
 

@@ -166,6 +166,7 @@ begin_shutdown(struct dev *d)
 	np_ev_timer_del(d->ev, d->trim_timer);
 	d->trim_timer = 0;
 	dev_sess_shutdown(d, 0); /* sessions still connecting end now */
+	dev_probe_free_all(d);
 	dev_ctl_stop(d);
 	if ((n = dev_sess_relaying(d)) == 0) {
 		np_ev_stop(d->ev);
@@ -386,6 +387,7 @@ dev_cleanup(struct dev *d)
 {
 	if (d->ev != NULL) {
 		dev_sess_free_all(d);
+		dev_probe_free_all(d);
 	}
 	dev_ctl_free(d);
 	dev_hostkeys_free(d->hostkeys, d->nhostkeys);

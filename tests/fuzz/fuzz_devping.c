@@ -1,8 +1,9 @@
 /*
  * libFuzzer target: np-deviced's answer to an np.ping body
- * (dev_body_pong).  The input is the body (JSON), or no body at all when
- * it is not JSON; the np.pong must name a device this daemon serves, or
- * none.
+ * (dev_body_pong) and its probe list (dev_ping_probes).  The input is
+ * the body (JSON), or no body at all when it is not JSON; the np.pong
+ * must name a device this daemon serves, or none; the probe targets are
+ * at most DEV_PROBE_MAX, each a valid identity once.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include "dev.h"
 #include "err.h"
 #include "frame.h"
+#include "ident.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -48,7 +50,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const struct dev_conf *c = fuzz_conf();
 	struct json_object *ping = NULL, *pong = NULL, *v;
+	struct dev_probe_tgt t[DEV_PROBE_MAX];
 	const char *dev;
+	size_t n = 0, i, j;
 
 	if (np_json_parse(data, size, &ping) != NP_OK) {
 		ping = NULL;
@@ -63,6 +67,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	}
 	json_object_put(pong);
+	if (dev_ping_probes(c, ping, t, &n) == NP_OK) {
+		for (i = 0; i < n; i++) {
+			if (n > DEV_PROBE_MAX || !np_ident_valid(t[i].sr) ||
+			    t[i].port == 0 ||
+			    strlen(t[i].ticket) != NP_SR_TICKET_B64_LEN) {
+				abort();
+			}
+			for (j = 0; j < i; j++) {
+				if (strcmp(t[i].sr, t[j].sr) == 0) {
+					abort();
+				}
+			}
+		}
+	} else if (n != 0) {
+		abort();
+	}
 	json_object_put(ping);
 	return 0;
 }

@@ -1047,6 +1047,86 @@ START_TEST(test_body_pong)
 }
 END_TEST
 
+/* A ticket: 48 bytes as base64url, 64 characters. */
+#define TICKET "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyAhIiMkJSYnKCkqKywtLi8w"
+#define PROBE(sr, host) "{\"sr\":\"" sr "\",\"host\":\"" host "\"," \
+	"\"port\":6465,\"ticket\":\"" TICKET "\"}"
+
+static int
+probes(const char *text, struct dev_probe_tgt *t, size_t *n)
+{
+	struct json_object *o = json_tokener_parse(text);
+	int r;
+
+	ck_assert_ptr_nonnull(o);
+	r = dev_ping_probes(&c, o, t, n);
+	json_object_put(o);
+	return r;
+}
+
+START_TEST(test_ping_probes)
+{
+	static const char *const bad[] = {
+		"{\"probe\":{}}",
+		"{\"probe\":[1]}",
+		"{\"probe\":[" PROBE("sr", "10.0.0.1") "]}",
+		"{\"probe\":[" PROBE("@sr", "") "]}",
+		"{\"probe\":[" PROBE("@sr", "a b") "]}",
+		"{\"probe\":[" PROBE("@sr", "10.0.0.1") "," PROBE("@sr",
+		    "10.0.0.2") "]}",
+		"{\"probe\":[{\"sr\":\"@sr\",\"host\":\"10.0.0.1\","
+		    "\"port\":0,\"ticket\":\"" TICKET "\"}]}",
+		"{\"probe\":[{\"sr\":\"@sr\",\"host\":\"10.0.0.1\","
+		    "\"port\":1,\"ticket\":\"abc\"}]}",
+		"{\"probe\":[{\"sr\":\"@sr\",\"host\":\"10.0.0.1\","
+		    "\"port\":1,\"ticket\":\"" TICKET "\",\"x\":1}]}",
+		"{\"probe\":[{\"sr\":\"@sr\",\"host\":\"10.0.0.1\","
+		    "\"port\":1}]}",
+	};
+	struct dev_probe_tgt t[DEV_PROBE_MAX];
+	char text[8192], err[512];
+	const char *conf = CONF "RendezvousHost 10.0.0.1 ::1 sr.example\n";
+	size_t n = 9, i, o;
+
+	ck_assert_int_eq(probes("{}", t, &n), NP_OK);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(probes("{\"probe\":[" PROBE("@a", "10.0.0.1") ","
+	    PROBE("@b", "::1") "," PROBE("@c", "sr.example") "]}", t, &n),
+	    NP_OK);
+	ck_assert_uint_eq(n, 2); /* a name is not probed: it would block */
+	ck_assert_str_eq(t[0].sr, "@a");
+	ck_assert_str_eq(t[0].host, "10.0.0.1");
+	ck_assert_uint_eq(t[0].port, 6465);
+	ck_assert_str_eq(t[0].ticket, TICKET);
+	ck_assert_str_eq(t[1].host, "::1");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = 9;
+		ck_assert_msg(probes(bad[i], t, &n) == NP_ERR_INVALID,
+		    "accepted %s", bad[i]);
+		ck_assert_uint_eq(n, 0);
+	}
+	/* at most DEV_PROBE_MAX */
+	o = (size_t)snprintf(text, sizeof(text), "{\"probe\":[");
+	for (i = 0; i <= DEV_PROBE_MAX; i++) {
+		o += (size_t)snprintf(text + o, sizeof(text) - o,
+		    "%s{\"sr\":\"@s%zu\",\"host\":\"10.0.0.1\","
+		    "\"port\":1,\"ticket\":\"" TICKET "\"}", i > 0 ? "," : "",
+		    i);
+	}
+	snprintf(text + o, sizeof(text) - o, "]}");
+	ck_assert_int_eq(probes(text, t, &n), NP_ERR_INVALID);
+	/* RendezvousHost: only the hosts it names */
+	dev_conf_free(&c);
+	dev_conf_init(&c);
+	ck_assert_int_eq(dev_conf_parse(&c, conf, strlen(conf), "t", err,
+	    sizeof(err)), NP_OK);
+	ck_assert_int_eq(probes("{\"probe\":[" PROBE("@a", "10.0.0.2") ","
+	    PROBE("@b", "10.0.0.1") "]}", t, &n), NP_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(t[0].sr, "@b");
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1081,6 +1161,7 @@ main(void)
 	tcase_add_test(tb, test_body_ok);
 	tcase_add_test(tb, test_body_err);
 	tcase_add_test(tb, test_body_pong);
+	tcase_add_test(tp, test_ping_probes);
 	suite_add_tcase(s, tp);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, tb);
