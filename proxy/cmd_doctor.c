@@ -835,10 +835,24 @@ lookup_fix(int r, const char *id, int device, char *fix, size_t fixlen)
 	}
 }
 
+static void check_relay_one(struct doc *, const char *);
+
+/* Every Rendezvous of the line, each with its two checks. */
 static void
 check_relay(struct doc *d)
 {
-	const char *sr = d->cli->cfg.rendezvous;
+	const struct np_strlist *l = &d->cli->cfg.rendezvous_list;
+	size_t i;
+
+	check_relay_one(d, d->cli->cfg.rendezvous);
+	for (i = 1; i < l->n && d->x != NULL; i++) {
+		check_relay_one(d, l->v[i]);
+	}
+}
+
+static void
+check_relay_one(struct doc *d, const char *sr)
+{
 	const struct np_target *t = d->t != NULL ? d->t : &d->self;
 	struct np_relay_try rt;
 	uint8_t pk[NP_PK_LEN];

@@ -13,6 +13,7 @@
 #include "box.h"
 #include "cli.h"
 #include "diag.h"
+#include "ident.h"
 #include "err.h"
 #include "ev.h"
 #include "key.h"
@@ -105,10 +106,35 @@ pong_list(struct json_object *o, const char *k, const char *want,
 	}
 }
 
+void
+np_pong_rtt(struct json_object *body, struct np_pong *out)
+{
+	struct json_object *o;
+	int64_t ms;
+
+	out->nrtt = 0;
+	if (body == NULL || !json_object_object_get_ex(body, "rtt", &o) ||
+	    !json_object_is_type(o, json_type_object) ||
+	    json_object_object_length(o) > NP_PONG_RTT_MAX) {
+		return;
+	}
+	json_object_object_foreach(o, k, v) {
+		if (out->nrtt >= NP_PONG_RTT_MAX || strlen(k) > NP_IDENT_MAX ||
+		    !np_ident_valid(k) || !json_object_is_type(v,
+		    json_type_int) || (ms = json_object_get_int64(v)) < 0 ||
+		    ms > NP_PONG_RTT_MS_MAX) {
+			continue;
+		}
+		snprintf(out->rtt_sr[out->nrtt], sizeof(out->rtt_sr[0]), "%s",
+		    k);
+		out->rtt_dev_ms[out->nrtt++] = (long)ms;
+	}
+}
+
 static int
 ping_send(struct np_sctx *x, const struct np_target *t,
-    const uint8_t pk[NP_PK_LEN], struct ping_wait *pw,
-    struct np_cpc_waiter *w, uint32_t *rid)
+    const uint8_t pk[NP_PK_LEN], struct json_object *probe,
+    struct ping_wait *pw, struct np_cpc_waiter *w, uint32_t *rid)
 {
 	struct json_object *body, *v;
 	int r = NP_ERR_ALLOC;
@@ -122,6 +148,9 @@ ping_send(struct np_sctx *x, const struct np_target *t,
 	} else if ((v = json_object_new_string(x->tag)) == NULL ||
 	    json_object_object_add(body, "rt", v) != 0) {
 		json_object_put(v);
+	} else if (probe != NULL && json_object_object_add(body, "probe",
+	    json_object_get(probe)) != 0) {
+		json_object_put(probe);
 	} else {
 		r = np_sctx_send(x, t->ident, pk, "np.ping", pw->nonce, body,
 		    w, rid);
@@ -148,6 +177,14 @@ np_diag_ping(struct np_sctx *x, const struct np_target *t,
     const uint8_t pk[NP_PK_LEN], struct np_pong *out, char *why,
     size_t whylen)
 {
+	return np_diag_ping_probe(x, t, pk, NULL, out, why, whylen);
+}
+
+int
+np_diag_ping_probe(struct np_sctx *x, const struct np_target *t,
+    const uint8_t pk[NP_PK_LEN], struct json_object *probe,
+    struct np_pong *out, char *why, size_t whylen)
+{
 	struct np_cpc_waiter w;
 	struct ping_wait pw;
 	uint64_t t0;
@@ -163,7 +200,7 @@ np_diag_ping(struct np_sctx *x, const struct np_target *t,
 		return r;
 	}
 	t0 = np_now_mono_ms();
-	if ((r = ping_send(x, t, pk, &pw, &w, &rid)) != NP_OK) {
+	if ((r = ping_send(x, t, pk, probe, &pw, &w, &rid)) != NP_OK) {
 		snprintf(why, whylen, "cannot send to %s: %s", t->ident,
 		    np_strerror(r));
 		goto out;
@@ -182,6 +219,7 @@ np_diag_ping(struct np_sctx *x, const struct np_target *t,
 	} else {
 		out->rtt_ms = np_now_mono_ms() - t0;
 		pong_fill(&pw, t, out);
+		np_pong_rtt(pw.body, out);
 	}
  out:
 	if (!w.done && rid != 0) {

@@ -10,12 +10,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <json-c/json.h>
+
+#include "ident.h"
 #include "key.h"
 #include "session.h"
 
 #define NP_PONG_STR_MAX 64   /* characters kept of one pong string */
 #define NP_PONG_LIST_MAX 64  /* entries kept of one pong list */
 #define NP_DIAG_LIST_LEN 1024
+#define NP_PONG_RTT_MAX 16   /* "rtt" members taken from a pong */
+#define NP_PONG_RTT_MS_MAX 600000
 
 /* What an np.pong said, sanitised for the terminal. */
 struct np_pong {
@@ -24,6 +29,12 @@ struct np_pong {
 	char features[NP_DIAG_LIST_LEN];
 	int has_device;	  /* the asked device is among "devices" */
 	uint64_t rtt_ms;  /* np.ping sent to np.pong opened */
+	/* "rtt": the device's probe round trips to rendezvous, when the
+	 * ping carried probes (at most NP_PONG_RTT_MAX, 0..600000 ms
+	 * each; members of another form are left out) */
+	size_t nrtt;
+	char rtt_sr[NP_PONG_RTT_MAX][NP_IDENT_MAX + 1];
+	long rtt_dev_ms[NP_PONG_RTT_MAX];
 };
 
 /*
@@ -36,6 +47,14 @@ struct np_pong {
 int np_diag_ping(struct np_sctx *x, const struct np_target *t,
     const uint8_t pk[NP_PK_LEN], struct np_pong *out, char *why,
     size_t whylen);
+/* The same with "probe" (the array probe, not taken; NULL: none) in the
+ * ping: a device that measures reports "rtt" (docs/PROTOCOL.md,
+ * "Probes"). */
+int np_diag_ping_probe(struct np_sctx *x, const struct np_target *t,
+    const uint8_t pk[NP_PK_LEN], struct json_object *probe,
+    struct np_pong *out, char *why, size_t whylen);
+/* Pure: the "rtt" member of a pong body into out (nrtt, rtt_*). */
+void np_pong_rtt(struct json_object *body, struct np_pong *out);
 
 /* How far a try of the relay got. */
 struct np_relay_try {

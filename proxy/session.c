@@ -28,6 +28,7 @@
 #include "pin.h"
 #include "session.h"
 #include "spool.h"
+#include "srpick.h"
 #include "srproto.h"
 #include "sshkey.h"
 
@@ -865,7 +866,7 @@ pin_all(struct np_sctx *x, const char *const *ids, size_t n,
 	return r;
 }
 
-#define LOOKUP_MAX 4
+#define LOOKUP_MAX (1 + NP_CONF_MULTI_MAX)
 
 int
 np_sctx_lookup(struct np_sctx *x, const char *const *ids, size_t n,
@@ -1060,6 +1061,41 @@ np_sctx_wait(struct np_sctx *x, const char *from,
 		if (sendw != NULL && sendw->done && sendw->r != NP_OK) {
 			*send_failed = 1;
 			return sendw->r;
+		}
+		if (!np_cpc_is_up(x->c)) {
+			return NP_ERR_CLOSED;
+		}
+		if ((ms = np_sctx_left_ms(x)) == 0) {
+			return NP_ERR_TIMEOUT;
+		}
+		if ((r = np_ev_run_once(x->cli->ev, ms > 250 ? 250 : ms)) !=
+		    NP_OK) {
+			return r;
+		}
+	}
+}
+
+int
+np_sctx_wait_multi(struct np_sctx *x, const char *const *from,
+    const uint8_t (*pks)[NP_PK_LEN], size_t n, np_sctx_match_fn *match,
+    void *arg)
+{
+	struct np_push *p;
+	size_t i;
+	int r, ms;
+
+	for (;;) {
+		while ((p = sctx_pop(x)) != NULL) {
+			for (i = 0; i < n && strcmp(p->from, from[i]) != 0;
+			    i++) {
+				continue;
+			}
+			r = i < n ? sctx_offer(x, p, from[i], pks[i], match,
+			    arg) : sctx_offer(x, p, "", NULL, match, arg);
+			free(p);
+			if (r != NP_ERR_AGAIN) {
+				return r;
+			}
 		}
 		if (!np_cpc_is_up(x->c)) {
 			return NP_ERR_CLOSED;
@@ -1310,7 +1346,7 @@ rt_body(const char *tag)
 
 static int
 srd_open(struct np_sctx *x, const struct np_target *t, const char *sr,
-    const uint8_t sr_pk[NP_PK_LEN], struct np_sr_session *s)
+    const uint8_t sr_pk[NP_PK_LEN], struct np_sr_session *s, int quiet)
 {
 	struct json_object *body;
 	struct np_cpc_waiter w;
@@ -1332,7 +1368,7 @@ srd_open(struct np_sctx *x, const struct np_target *t, const char *sr,
 		r = np_sctx_wait(x, sr, sr_pk, srd_match, &sw, &w,
 		    &send_failed);
 	}
-	if (r != NP_OK) {
+	if (r != NP_OK && !quiet) {
 		srd_fail(x, t, sr, r, send_failed, &sw, &w);
 	}
 	if (!w.done && rid != 0) {
@@ -1347,7 +1383,7 @@ int
 np_session_srd_open(struct np_sctx *x, const struct np_target *t,
     const char *sr, const uint8_t sr_pk[NP_PK_LEN], struct np_sr_session *s)
 {
-	return srd_open(x, t, sr, sr_pk, s);
+	return srd_open(x, t, sr, sr_pk, s, 0);
 }
 
 /* ---------------- the device ---------------- */
@@ -1784,6 +1820,150 @@ answered_step(struct np_cli *cli, const struct np_want *w,
 	}
 }
 
+/* ---------------- several rendezvous ---------------- */
+
+/*
+ * The ranking to use: the cache's for this device when it is fresh (the
+ * device and the first choice looked up), else measured now (the device
+ * and every rendezvous looked up at once; the device asked for its own
+ * round trips) and cached.  known[i]: pks[i] holds the key of
+ * p->e[i].id.  cpath (PATH_MAX) gets the cache's path ("": none).
+ */
+static int
+sr_ranking(struct np_sctx *x, const struct np_target *t,
+    uint8_t dev_pk[NP_PK_LEN], struct np_srpick *p,
+    uint8_t (*pks)[NP_PK_LEN], int *known, char *cpath)
+{
+	struct np_cli *cli = x->cli;
+	const struct np_strlist *l = &cli->cfg.rendezvous_list;
+	const char *ids[1 + NP_SRPICK_MAX];
+	uint8_t got[1 + NP_SRPICK_MAX][NP_PK_LEN];
+	int cached = 0, r, in[NP_SRPICK_MAX];
+	struct np_srpick_dev dev;
+	int64_t now = np_now_real_ms();
+	uint64_t t0;
+	char sum[512];
+	size_t i, j;
+
+	if (cli->cfg.rendezvous_cache > 0 && np_srcache_path(&cli->cfg,
+	    t->ident, cpath, PATH_MAX) == NP_OK &&
+	    np_srcache_load(cpath, l, now, cli->cfg.rendezvous_cache, p) ==
+	    NP_OK) {
+		cached = 1;
+	}
+	ids[0] = t->ident;
+	if (cached) {
+		ids[1] = p->e[0].id;
+		if ((r = np_sctx_lookup(x, ids, 2, got)) != NP_OK) {
+			return r;
+		}
+		memcpy(dev_pk, got[0], NP_PK_LEN);
+		memcpy(pks[0], got[1], NP_PK_LEN);
+		known[0] = 1;
+		cli_step(cli, "looked up %s and %s; rendezvous %s, the cached "
+		    "choice (measured %lld s ago: %s)", ids[0], ids[1],
+		    ids[1], (long long)((now > p->when_ms ? now - p->when_ms :
+		    0) / 1000), (np_srpick_summary(p, sum, sizeof(sum)), sum));
+		return NP_OK;
+	}
+	for (i = 0; i < l->n; i++) {
+		ids[1 + i] = l->v[i];
+		in[i] = 1;
+	}
+	if ((r = np_sctx_lookup(x, ids, 1 + l->n, got)) != NP_OK) {
+		return r;
+	}
+	memcpy(dev_pk, got[0], NP_PK_LEN);
+	cli_step(cli, "looked up %s and %zu rendezvous", ids[0], l->n);
+	t0 = np_now_mono_ms();
+	memset(&dev, 0, sizeof(dev));
+	dev.t = t;
+	dev.pk = got[0];
+	dev.wait_ms = (uint64_t)cli->cfg.rendezvous_timeout * 1000;
+	if ((r = np_srpick_measure(x, l, (const uint8_t (*)[NP_PK_LEN])(got +
+	    1), in, &dev, p)) != NP_OK) {
+		cli_err("%s: control-plane connection lost while probing the "
+		    "rendezvous", t->host);
+		return r;
+	}
+	np_srpick_summary(p, sum, sizeof(sum));
+	cli_step(cli, "probed %zu rendezvous in %llu ms: %s; chose %s%s", l->n,
+	    (unsigned long long)(np_now_mono_ms() - t0), sum, p->e[0].id,
+	    dev.r == NP_OK ? "" : " (the device did not report its own)");
+	for (i = 0; i < p->n; i++) {
+		j = p->e[i].order;
+		memcpy(pks[i], got[1 + j], NP_PK_LEN);
+		known[i] = 1;
+		if (p->e[i].rtt_ms < 0) {
+			cli_step(cli, "rendezvous %s: %s", p->e[i].id,
+			    p->e[i].why);
+		}
+	}
+	if (cli->cfg.rendezvous_cache > 0 && cpath[0] != '\0' &&
+	    (r = np_srcache_save(cpath, p)) != NP_OK) {
+		cli_step(cli, "cannot write %s: %s", cpath, np_strerror(r));
+	}
+	return NP_OK;
+}
+
+/*
+ * Several Rendezvous: the best of the ranking that grants a session
+ * within RendezvousTimeout, else the next (the last gets what is left
+ * of the set-up's time).  The ones that did not answer go to the end of
+ * the cached ranking.
+ */
+static int
+sr_pick_open(struct np_sctx *x, const struct np_target *t,
+    uint8_t dev_pk[NP_PK_LEN], struct np_sr_session *s)
+{
+	struct np_cli *cli = x->cli;
+	struct np_srpick p;
+	uint8_t pks[NP_SRPICK_MAX][NP_PK_LEN];
+	int known[NP_SRPICK_MAX], r, failed = 0;
+	const char *ids[1];
+	char cpath[PATH_MAX], id[NP_IDENT_MAX + 1];
+	long to = cli->cfg.rendezvous_timeout;
+	uint64_t keep = x->deadline, end;
+	size_t i, n;
+
+	memset(known, 0, sizeof(known));
+	cpath[0] = '\0';
+	if ((r = sr_ranking(x, t, dev_pk, &p, pks, known, cpath)) != NP_OK) {
+		return r;
+	}
+	n = p.n;
+	for (i = 0, r = NP_ERR_INTERNAL; i < n; i++) {
+		snprintf(id, sizeof(id), "%s", p.e[i].id);
+		if (!known[i]) {
+			ids[0] = id;
+			if ((r = np_sctx_lookup(x, ids, 1, &pks[i])) != NP_OK) {
+				break;
+			}
+		}
+		end = np_now_mono_ms() + (uint64_t)to * 1000;
+		x->deadline = i + 1 < n && end < keep ? end : keep;
+		r = srd_open(x, t, id, pks[i], s, i + 1 < n);
+		x->deadline = keep;
+		if (r == NP_OK || r == NP_ERR_CLOSED || i + 1 == n) {
+			break;
+		}
+		cli_step(cli, "rendezvous %s: %s; trying %s", id,
+		    r == NP_ERR_TIMEOUT ? "no answer in time" : np_strerror(r),
+		    p.e[i + 1].id);
+		failed++;
+	}
+	if (failed > 0 && cli->cfg.rendezvous_cache > 0 && cpath[0] != '\0') {
+		for (i = 0; i < (size_t)failed; i++) {
+			np_srpick_demote(&p, p.e[0].id);
+		}
+		(void)np_srcache_save(cpath, &p);
+	}
+	if (r == NP_OK) {
+		cli_step(cli, "rendezvous %s granted the session", id);
+	}
+	return r;
+}
+
 int
 np_session_open(struct np_cli *cli, const struct np_target *t,
     const struct np_want *w, struct np_session *out)
@@ -1817,13 +1997,17 @@ np_session_open(struct np_cli *cli, const struct np_target *t,
 	    to, &x)) != NP_OK) {
 		return r;
 	}
-	ids[0] = t->ident;
-	ids[1] = cli->cfg.rendezvous;
-	if ((r = np_sctx_lookup(x, ids, 2, pks)) != NP_OK) {
-		goto out;
+	if (cli->cfg.rendezvous_list.n > 1) {
+		r = sr_pick_open(x, t, pks[0], &s);
+	} else {
+		ids[0] = t->ident;
+		ids[1] = cli->cfg.rendezvous;
+		if ((r = np_sctx_lookup(x, ids, 2, pks)) == NP_OK) {
+			cli_step(cli, "looked up %s and %s", ids[0], ids[1]);
+			r = srd_open(x, t, ids[1], pks[1], &s, 0);
+		}
 	}
-	cli_step(cli, "looked up %s and %s", ids[0], ids[1]);
-	if ((r = srd_open(x, t, ids[1], pks[1], &s)) != NP_OK) {
+	if (r != NP_OK) {
 		goto out;
 	}
 	cli_step(cli, "relay granted: session %s", s.sid);

@@ -214,6 +214,15 @@ int np_sctx_wait(struct np_sctx *x, const char *from,
     struct np_cpc_waiter *sendw, int *send_failed);
 
 /*
+ * The same for answers from several peers (from[i], key pks[i]): match
+ * sees every box of theirs until it returns other than NP_ERR_AGAIN;
+ * until x->deadline (NP_ERR_TIMEOUT) or a lost connection.
+ */
+int np_sctx_wait_multi(struct np_sctx *x, const char *const *from,
+    const uint8_t (*pks)[NP_PK_LEN], size_t n, np_sctx_match_fn *match,
+    void *arg);
+
+/*
  * Ask the rendezvous sr for a session as a set-up does (np ping and np
  * doctor use it to try the relay): an srd.open box to sr (sr_pk: its
  * key, looked up and checked; x must be monitoring its tag, which
