@@ -11,7 +11,7 @@
 # line for it. @sr_eu killed: the next session waits RendezvousTimeout
 # for it, then takes @sr_us; the one after goes to @sr_us at once (the
 # cache puts @sr_eu last). A malformed cache is measured anew. np doctor
-# checks all three. Plain ssh through the lab's own single @sr works
+# checks all three; np ping without the device still measures them. Plain ssh through the lab's own single @sr works
 # throughout.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/lab/testlib.sh"
@@ -60,7 +60,7 @@ region sr_ap 3 80
 
 CONF=$T/np.conf
 sed 's/^Rendezvous @sr$/Rendezvous @sr_ap @sr_us @sr_eu/' "$LAB/client.conf" >"$CONF"
-echo "RendezvousTimeout 3" >>"$CONF"
+printf 'RendezvousTimeout 3\nSessionTimeout 8\n' >>"$CONF"
 chmod 0600 "$CONF"
 grep -q '^Rendezvous @sr_ap @sr_us @sr_eu$' "$CONF" || fail "no Rendezvous list in $CONF"
 CACHE=$LAB/rendezvous-demo.cache
@@ -187,4 +187,14 @@ expect_match "probed 3 rendezvous in [0-9]+ ms: @sr_us $D, @sr_ap $D, @sr_eu no 
 expect_match '^np-rendezvous-cache 1 ' "$(head -n 1 "$CACHE")" "cache rebuilt"
 wait_for 10 eval '[ "$(done_sessions sr_us)" = 3 ]' || fail "@sr_us did not log session 5"
 plain
+
+# 9. np-deviced stopped: np ping exits 1, and still measures the
+# rendezvous (ours only) and tries the relay of the chosen one.
+lab_kill np-deviced TERM
+run ping2 lab_in client timeout 60 "$BUILD/np" -F "$CONF" ping "$LAB_HOST"
+expect_rc 1 "np ping without the device"
+expect_match 'no answer from @demo within 8 s' "$ERR" "ping: the device's error"
+expect_match '^rendezvous @sr_us: probe round trip [0-9]+ ms \(chosen\)$' "$OUT" "ping: @sr_us chosen, ours only"
+expect_match '^rendezvous @sr_eu: FAIL: no answer within 3 s$' "$OUT" "ping: @sr_eu down"
+expect_match '^relay @sr_us: granted ' "$OUT" "ping: relay line for @sr_us"
 log "ok"
