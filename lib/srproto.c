@@ -802,55 +802,180 @@ np_srprobe_parse(const uint8_t *p, size_t len,
 	    NP_SR_TICKET_B64_LEN, ticket);
 }
 
-int
-np_sr_probe(const char *host, uint16_t port, const char *ticket_b64,
-    int timeout_ms, uint64_t *ms, char *why, size_t whylen)
-{
-	struct np_sr_endpoint ep;
+/* --- several probes at once --- */
+
+struct many_st {
+	int fd;
+	size_t len, sent, got;
 	char line[SR_PROBE_MAGIC_LEN + NP_SR_TICKET_B64_LEN + 2];
 	char ans[NP_SRLINE_MAX];
-	size_t alen = 0;
-	uint64_t t0, deadline;
-	int fd = -1, n, r;
+	uint64_t t0;
+};
 
-	set_why(why, whylen, "");
-	if (host == NULL || ticket_b64 == NULL || port == 0 ||
-	    timeout_ms <= 0 || strlen(host) >= sizeof(ep.host) ||
-	    strlen(ticket_b64) != NP_SR_TICKET_B64_LEN) {
+/* Resolve and start a non-blocking connect; NP_OK with st->fd. */
+static int
+many_start(struct np_sr_probe_job *j, struct many_st *st)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[8];
+	int n, one = 1, gai;
+
+	st->fd = -1;
+	if (j->host == NULL || j->ticket_b64 == NULL || j->port == 0 ||
+	    strlen(j->ticket_b64) != NP_SR_TICKET_B64_LEN) {
+		set_why(j->why, sizeof(j->why), "bad probe");
 		return NP_ERR_INVALID;
 	}
-	memset(&ep, 0, sizeof(ep));
-	snprintf(ep.host, sizeof(ep.host), "%s", host);
-	ep.port = port;
-	n = snprintf(line, sizeof(line), SR_PROBE_MAGIC "%s\n", ticket_b64);
-	if (n < 0 || (size_t)n >= sizeof(line)) {
+	n = snprintf(st->line, sizeof(st->line), SR_PROBE_MAGIC "%s\n",
+	    j->ticket_b64);
+	if (n < 0 || (size_t)n >= sizeof(st->line)) {
 		return NP_ERR_INVALID;
 	}
-	t0 = np_now_mono_ms();
-	deadline = t0 + (uint64_t)timeout_ms;
-	if ((r = sr_dial(&ep, deadline, &fd, why, whylen)) != NP_OK) {
-		return r;
+	st->len = (size_t)n;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", (unsigned)j->port);
+	st->t0 = np_now_mono_ms();
+	if ((gai = getaddrinfo(j->host, port, &hints, &res)) != 0) {
+		snprintf(j->why, sizeof(j->why), "%.64s: %s", j->host,
+		    gai_strerror(gai));
+		return NP_ERR_UNREACHABLE;
 	}
-	r = send_all(fd, (const uint8_t *)line, (size_t)n, deadline);
-	if (r == NP_OK) {
-		r = read_answer(fd, deadline, ans, &alen);
-	}
-	if (r == NP_OK && alen == sizeof(NP_SR_PONG_LINE) - 1 &&
-	    memcmp(ans, NP_SR_PONG_LINE, alen) == 0) {
-		*ms = np_now_mono_ms() - t0;
-	} else if (r == NP_OK) {
-		r = check_answer(ans, alen, why, whylen);
-		r = r == NP_OK ? NP_ERR_PROTO : r; /* OK is no PONG */
-		if (r == NP_ERR_PROTO) {
-			set_why(why, whylen, "bad answer from rendezvous");
+	st->fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, res->ai_protocol);
+	if (st->fd < 0 || (connect(st->fd, res->ai_addr, res->ai_addrlen) !=
+	    0 && errno != EINPROGRESS)) {
+		set_why_errno(j->why, sizeof(j->why), "connect", errno);
+		freeaddrinfo(res);
+		if (st->fd >= 0) {
+			close(st->fd);
+			st->fd = -1;
 		}
-	} else if (r == NP_ERR_TIMEOUT) {
-		set_why(why, whylen, "no answer from rendezvous in time");
-	} else if (r == NP_ERR_CLOSED) {
-		set_why(why, whylen, "rendezvous closed the connection");
-	} else {
-		set_why(why, whylen, "answer line too long");
+		return NP_ERR_UNREACHABLE;
 	}
-	close(fd);
-	return r;
+	freeaddrinfo(res);
+	(void)setsockopt(st->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return NP_ERR_AGAIN; /* under way */
+}
+
+/* The socket is ready: send, or read the answer.  NP_ERR_AGAIN: more. */
+static int
+many_step(struct np_sr_probe_job *j, struct many_st *st)
+{
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	ssize_t n;
+	size_t alen;
+
+	if (st->sent < st->len) {
+		if (getsockopt(st->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) !=
+		    0 || soerr != 0) {
+			set_why_errno(j->why, sizeof(j->why), "connect",
+			    soerr != 0 ? soerr : errno);
+			return NP_ERR_UNREACHABLE;
+		}
+		n = send(st->fd, st->line + st->sent, st->len - st->sent,
+		    MSG_NOSIGNAL);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			return NP_ERR_AGAIN;
+		}
+		if (n <= 0) {
+			set_why(j->why, sizeof(j->why),
+			    "rendezvous closed the connection");
+			return NP_ERR_CLOSED;
+		}
+		st->sent += (size_t)n;
+		return NP_ERR_AGAIN;
+	}
+	n = recv(st->fd, st->ans + st->got, sizeof(st->ans) - st->got, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		return NP_ERR_AGAIN;
+	}
+	if (n <= 0) {
+		set_why(j->why, sizeof(j->why),
+		    "rendezvous closed the connection");
+		return NP_ERR_CLOSED;
+	}
+	st->got += (size_t)n;
+	if (memchr(st->ans, '\n', st->got) == NULL) {
+		if (st->got == sizeof(st->ans)) {
+			set_why(j->why, sizeof(j->why), "answer line too long");
+			return NP_ERR_PROTO;
+		}
+		return NP_ERR_AGAIN;
+	}
+	alen = (size_t)((char *)memchr(st->ans, '\n', st->got) - st->ans) +
+	    1;
+	if (alen == sizeof(NP_SR_PONG_LINE) - 1 &&
+	    memcmp(st->ans, NP_SR_PONG_LINE, alen) == 0) {
+		j->ms = np_now_mono_ms() - st->t0;
+		return NP_OK;
+	}
+	if (check_answer(st->ans, alen, j->why, sizeof(j->why)) ==
+	    NP_ERR_AUTH) {
+		return NP_ERR_AUTH;
+	}
+	set_why(j->why, sizeof(j->why), "bad answer from rendezvous");
+	return NP_ERR_PROTO;
+}
+
+int
+np_sr_probe_many(struct np_sr_probe_job *j, size_t n, int timeout_ms)
+{
+	struct many_st st[NP_SR_PROBES_MAX];
+	struct pollfd pfd[NP_SR_PROBES_MAX];
+	size_t i, k, left = 0;
+	uint64_t deadline;
+	int ms, r;
+
+	if (j == NULL || n > NP_SR_PROBES_MAX || timeout_ms <= 0) {
+		return NP_ERR_INVALID;
+	}
+	memset(st, 0, sizeof(st));
+	deadline = np_now_mono_ms() + (uint64_t)timeout_ms;
+	for (i = 0; i < n; i++) {
+		j[i].why[0] = '\0';
+		j[i].ms = 0;
+		j[i].r = many_start(&j[i], &st[i]);
+		left += j[i].r == NP_ERR_AGAIN;
+	}
+	while (left > 0 && (ms = remaining_ms(deadline)) > 0) {
+		for (i = k = 0; i < n; i++) {
+			if (j[i].r != NP_ERR_AGAIN) {
+				continue;
+			}
+			pfd[k].fd = st[i].fd;
+			pfd[k].events = st[i].sent < st[i].len ? POLLOUT :
+			    POLLIN;
+			pfd[k].revents = 0;
+			k++;
+		}
+		if ((r = poll(pfd, k, ms)) < 0 && errno != EINTR) {
+			break;
+		}
+		for (i = k = 0; i < n; i++) {
+			if (j[i].r != NP_ERR_AGAIN) {
+				continue;
+			}
+			if (pfd[k++].revents != 0 &&
+			    (j[i].r = many_step(&j[i], &st[i])) !=
+			    NP_ERR_AGAIN) {
+				left--;
+			}
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (j[i].r == NP_ERR_AGAIN) {
+			j[i].r = NP_ERR_TIMEOUT;
+			set_why(j[i].why, sizeof(j[i].why),
+			    "no answer from rendezvous in time");
+		}
+		if (st[i].fd >= 0) {
+			close(st[i].fd);
+		}
+		sodium_memzero(st[i].line, sizeof(st[i].line));
+	}
+	return NP_OK;
 }

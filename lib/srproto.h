@@ -117,12 +117,26 @@ int np_srprobe_is(const uint8_t *p, size_t len);
 /* Pure: exactly one probe line, "\n" included, into its ticket. */
 int np_srprobe_parse(const uint8_t *p, size_t len,
     uint8_t ticket[NP_SR_TICKET_LEN]);
+/* One of several probes made at once (np_sr_probe_many). */
+#define NP_SR_PROBES_MAX 16
+struct np_sr_probe_job {
+	const char *host;	/* in: address or name (looked up first) */
+	uint16_t port;
+	const char *ticket_b64;
+	int r;			/* out: NP_OK, or why it failed */
+	uint64_t ms;		/* out: connect start to PONG */
+	char why[128];		/* out: the failure, printable */
+};
 /*
- * Probe host:port with the ticket (b64 form): connect, send the line,
- * wait for "NPSR1 PONG\n", close; *ms gets the time from the connect's
- * start to the PONG.  NP_ERR_AUTH when np-srd refused (reason in why).
+ * Probe j[0..n) (n <= NP_SR_PROBES_MAX) at once: each connects to the
+ * first address of its host, sends the probe line with its ticket (b64
+ * form), waits for "NPSR1 PONG\n" and closes; j->ms is the time from the
+ * connect's start to the PONG.  All of them together get timeout_ms, so
+ * n probes take about as long as the slowest.  Each j->r: NP_OK,
+ * NP_ERR_AUTH (np-srd refused: its reason in why), NP_ERR_TIMEOUT,
+ * NP_ERR_UNREACHABLE, NP_ERR_CLOSED, NP_ERR_PROTO.  NP_ERR_INVALID for
+ * bad arguments, else NP_OK.
  */
-int np_sr_probe(const char *host, uint16_t port, const char *ticket_b64,
-    int timeout_ms, uint64_t *ms, char *why, size_t whylen);
+int np_sr_probe_many(struct np_sr_probe_job *j, size_t n, int timeout_ms);
 
 #endif

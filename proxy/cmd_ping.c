@@ -126,10 +126,10 @@ ping_several(struct np_cli *cli, struct np_sctx *x,
 		known[i] = 1;
 	}
 	/* The tickets, the device (SessionTimeout), then our probes, each
-	 * within RendezvousTimeout: a device that does not answer must not
-	 * leave the probes without time. */
+	 * step within RendezvousTimeout: a device that does not answer must
+	 * not leave the probes without time. */
 	x->deadline = np_now_mono_ms() + (uint64_t)ping_timeout(cli) * 1000 +
-	    (uint64_t)(l->n + 1) * (uint64_t)cli->cfg.rendezvous_timeout * 1000;
+	    2 * (uint64_t)cli->cfg.rendezvous_timeout * 1000;
 	r = np_srpick_measure(x, l, pk + 1, known, &dev, p);
 	if (r == NP_OK && dev.r == NP_ERR_AGAIN) {
 		/* no tickets came: the device alone */

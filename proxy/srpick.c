@@ -549,6 +549,50 @@ dev_ask(struct np_sctx *x, const struct np_strlist *ids,
 	}
 }
 
+/* Our probes of those whose tickets came, all at once, within
+ * RendezvousTimeout (and the set-up's deadline keep). */
+static void
+own_probes(const struct np_strlist *ids, const struct probe_info *pi,
+    long to, uint64_t keep, struct np_srpick *out)
+{
+	struct np_sr_probe_job j[NP_SR_PROBES_MAX];
+	size_t idx[NP_SR_PROBES_MAX], i, n = 0;
+	uint64_t now = np_now_mono_ms(), end;
+
+	memset(j, 0, sizeof(j));
+	for (i = 0; i < ids->n && n < NP_SR_PROBES_MAX; i++) {
+		if (pi[i].got == 1) {
+			j[n].host = pi[i].host;
+			j[n].port = pi[i].port;
+			j[n].ticket_b64 = pi[i].ticket;
+			idx[n++] = i;
+		}
+	}
+	end = now + (uint64_t)(to > 0 ? to : 1) * 1000;
+	end = end < keep ? end : keep;
+	if (n == 0) {
+		return;
+	}
+	if (now >= end || np_sr_probe_many(j, n, (int)(end - now)) != NP_OK) {
+		for (i = 0; i < n; i++) {
+			snprintf(out->e[idx[i]].why, sizeof(out->e[0].why),
+			    "no time left to probe it");
+		}
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (j[i].r == NP_OK) {
+			out->e[idx[i]].rtt_ms = j[i].ms > NP_SRPICK_RTT_MAX ?
+			    NP_SRPICK_RTT_MAX : (long)j[i].ms;
+			continue;
+		}
+		snprintf(out->e[idx[i]].why, sizeof(out->e[0].why),
+		    "probe of %.64s port %u: %.60s", j[i].host,
+		    (unsigned)j[i].port, j[i].why);
+		cli_sanitize_inplace(out->e[idx[i]].why);
+	}
+}
+
 int
 np_srpick_measure(struct np_sctx *x, const struct np_strlist *ids,
     const uint8_t (*pks)[NP_PK_LEN], const int *known,
@@ -556,8 +600,7 @@ np_srpick_measure(struct np_sctx *x, const struct np_strlist *ids,
 {
 	struct probe_info pi[NP_SRPICK_MAX];
 	long to = x->cli->cfg.rendezvous_timeout;
-	uint64_t keep = x->deadline, end, now;
-	uint64_t ms;
+	uint64_t keep = x->deadline, end;
 	size_t i;
 	int r;
 
@@ -589,32 +632,9 @@ np_srpick_measure(struct np_sctx *x, const struct np_strlist *ids,
 			snprintf(out->e[i].why, sizeof(out->e[i].why),
 			    "no answer within %ld s", to);
 		}
-		if (pi[i].got != 1) {
-			continue;
-		}
-		/* Each probe gets RendezvousTimeout, within the set-up's. */
-		now = np_now_mono_ms();
-		end = now + (uint64_t)(to > 0 ? to : 1) * 1000;
-		end = end < keep ? end : keep;
-		if (now >= end) {
-			snprintf(out->e[i].why, sizeof(out->e[i].why),
-			    "no time left to probe it");
-			continue;
-		}
-		if (np_sr_probe(pi[i].host, pi[i].port, pi[i].ticket,
-		    (int)(end - now), &ms, out->e[i].why,
-		    sizeof(out->e[i].why)) == NP_OK) {
-			out->e[i].rtt_ms = ms > NP_SRPICK_RTT_MAX ?
-			    NP_SRPICK_RTT_MAX : (long)ms;
-		} else {
-			char tmp[sizeof(out->e[i].why)];
-
-			snprintf(tmp, sizeof(tmp), "%s", out->e[i].why);
-			snprintf(out->e[i].why, sizeof(out->e[i].why),
-			    "probe of %.64s port %u: %.60s", pi[i].host,
-			    (unsigned)pi[i].port, tmp);
-			cli_sanitize_inplace(out->e[i].why);
-		}
+	}
+	if (r == NP_OK) {
+		own_probes(ids, pi, to, keep, out);
 	}
 	sodium_memzero(pi, sizeof(pi));
 	np_srpick_rank(out);

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "ev.h"
 #include "frame.h"
 #include "srproto.h"
 
@@ -494,7 +495,7 @@ END_TEST
 /* --- np_sr_connect against a tiny listener --- */
 
 enum srv_mode { SRV_OK, SRV_ERR, SRV_SILENT, SRV_CLOSE, SRV_SPLIT,
-	SRV_GARBAGE, SRV_LONG };
+	SRV_GARBAGE, SRV_LONG, SRV_PONG, SRV_PONG_SLOW };
 
 struct srv {
 	int lfd;
@@ -564,6 +565,13 @@ srv_main(void *arg)
 		break;
 	case SRV_GARBAGE:
 		write_str(fd, "HTTP/1.1 400\n");
+		break;
+	case SRV_PONG:
+		write_str(fd, "NPSR1 PONG\n");
+		break;
+	case SRV_PONG_SLOW:
+		usleep(300 * 1000);
+		write_str(fd, "NPSR1 PONG\n");
 		break;
 	case SRV_LONG:
 		memset(big, 'x', sizeof(big) - 1);
@@ -870,6 +878,71 @@ START_TEST(probe_line)
 }
 END_TEST
 
+START_TEST(probe_many)
+{
+	static const enum srv_mode modes[] = { SRV_PONG_SLOW, SRV_PONG,
+		SRV_ERR, SRV_SILENT, SRV_GARBAGE };
+	struct srv s[5];
+	struct np_sr_probe_job j[6];
+	struct sockaddr_in sin;
+	socklen_t sl = sizeof(sin);
+	char b64[NP_SR_TICKET_B64_LEN + 1];
+	uint8_t key[NP_SR_PROBE_KEY_LEN], t[NP_SR_TICKET_LEN];
+	char want[128];
+	uint64_t t0;
+	size_t i;
+	int l;
+
+	memset(key, 3, sizeof(key));
+	np_sr_ticket_make(key, 5, t);
+	np_sr_ticket_encode(t, b64);
+	memset(j, 0, sizeof(j));
+	for (i = 0; i < 5; i++) {
+		srv_start(&s[i], modes[i]);
+		j[i].host = "127.0.0.1";
+		j[i].port = s[i].port;
+		j[i].ticket_b64 = b64;
+	}
+	/* a port that was just free: refused */
+	l = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(l, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(l, (struct sockaddr *)&sin, &sl), 0);
+	close(l);
+	j[5].host = "127.0.0.1";
+	j[5].port = ntohs(sin.sin_port);
+	j[5].ticket_b64 = b64;
+	t0 = np_now_mono_ms();
+	ck_assert_int_eq(np_sr_probe_many(j, 6, 600), NP_OK);
+	/* at once: the silent one's 600 ms, not the sum */
+	ck_assert_uint_lt(np_now_mono_ms() - t0, 1000);
+	ck_assert_int_eq(j[0].r, NP_OK);
+	ck_assert_uint_ge(j[0].ms, 300);
+	ck_assert_int_eq(j[1].r, NP_OK);
+	ck_assert_uint_lt(j[1].ms, j[0].ms);
+	ck_assert_int_eq(j[2].r, NP_ERR_AUTH);
+	ck_assert_str_eq(j[2].why, "bad?token");
+	ck_assert_int_eq(j[3].r, NP_ERR_TIMEOUT);
+	ck_assert_int_eq(j[4].r, NP_ERR_PROTO);
+	ck_assert_int_eq(j[5].r, NP_ERR_UNREACHABLE);
+	ck_assert_str_ne(j[5].why, "");
+	for (i = 0; i < 5; i++) {
+		srv_join(&s[i]);
+	}
+	snprintf(want, sizeof(want), "NPSR1 PROBE %s\n", b64);
+	ck_assert_str_eq(s[1].got, want);
+	/* bad arguments */
+	ck_assert_int_eq(np_sr_probe_many(j, NP_SR_PROBES_MAX + 1, 100),
+	    NP_ERR_INVALID);
+	ck_assert_int_eq(np_sr_probe_many(j, 1, 0), NP_ERR_INVALID);
+	j[0].ticket_b64 = "short";
+	ck_assert_int_eq(np_sr_probe_many(j, 1, 100), NP_OK);
+	ck_assert_int_eq(j[0].r, NP_ERR_INVALID);
+}
+END_TEST
+
 static Suite *
 srproto_suite(void)
 {
@@ -906,6 +979,7 @@ srproto_suite(void)
 	tcase_add_test(tc, connect_closed);
 	tcase_add_test(tc, connect_garbage);
 	tcase_add_test(tc, connect_refused);
+	tcase_add_test(tc, probe_many);
 	suite_add_tcase(s, tc);
 	return s;
 }
