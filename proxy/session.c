@@ -1854,8 +1854,13 @@ sr_ranking(struct np_sctx *x, const struct np_target *t,
 	ids[0] = t->ident;
 	if (cached) {
 		ids[1] = p->e[0].id;
-		if ((r = np_sctx_lookup(x, ids, 2, got)) != NP_OK) {
-			return r;
+		if (np_sctx_lookup(x, ids, 2, got) != NP_OK) {
+			/* the device alone; the loop tries the first again */
+			if ((r = np_sctx_lookup(x, ids, 1, got)) != NP_OK) {
+				return r;
+			}
+			memcpy(dev_pk, got[0], NP_PK_LEN);
+			return NP_OK;
 		}
 		memcpy(dev_pk, got[0], NP_PK_LEN);
 		memcpy(pks[0], got[1], NP_PK_LEN);
@@ -1870,8 +1875,16 @@ sr_ranking(struct np_sctx *x, const struct np_target *t,
 		ids[1 + i] = l->v[i];
 		in[i] = 1;
 	}
-	if ((r = np_sctx_lookup(x, ids, 1 + l->n, got)) != NP_OK) {
-		return r;
+	if (np_sctx_lookup(x, ids, 1 + l->n, got) != NP_OK) {
+		/* Each on its own: one that cannot be looked up (its error
+		 * printed) is not measured and comes last. */
+		if ((r = np_sctx_lookup(x, ids, 1, got)) != NP_OK) {
+			return r;
+		}
+		for (i = 0; i < l->n; i++) {
+			in[i] = np_sctx_lookup(x, &ids[1 + i], 1,
+			    &got[1 + i]) == NP_OK;
+		}
 	}
 	memcpy(dev_pk, got[0], NP_PK_LEN);
 	cli_step(cli, "looked up %s and %zu rendezvous", ids[0], l->n);
@@ -1893,7 +1906,7 @@ sr_ranking(struct np_sctx *x, const struct np_target *t,
 	for (i = 0; i < p->n; i++) {
 		j = p->e[i].order;
 		memcpy(pks[i], got[1 + j], NP_PK_LEN);
-		known[i] = 1;
+		known[i] = in[j];
 		if (p->e[i].rtt_ms < 0) {
 			cli_step(cli, "rendezvous %s: %s", p->e[i].id,
 			    p->e[i].why);
@@ -1934,16 +1947,16 @@ sr_pick_open(struct np_sctx *x, const struct np_target *t,
 	n = p.n;
 	for (i = 0, r = NP_ERR_INTERNAL; i < n; i++) {
 		snprintf(id, sizeof(id), "%s", p.e[i].id);
-		if (!known[i]) {
-			ids[0] = id;
-			if ((r = np_sctx_lookup(x, ids, 1, &pks[i])) != NP_OK) {
-				break;
-			}
+		ids[0] = id;
+		if (!known[i] && (r = np_sctx_lookup(x, ids, 1, &pks[i])) !=
+		    NP_OK) {
+			/* its error printed */
+		} else {
+			end = np_now_mono_ms() + (uint64_t)to * 1000;
+			x->deadline = i + 1 < n && end < keep ? end : keep;
+			r = srd_open(x, t, id, pks[i], s, i + 1 < n);
+			x->deadline = keep;
 		}
-		end = np_now_mono_ms() + (uint64_t)to * 1000;
-		x->deadline = i + 1 < n && end < keep ? end : keep;
-		r = srd_open(x, t, id, pks[i], s, i + 1 < n);
-		x->deadline = keep;
 		if (r == NP_OK || r == NP_ERR_CLOSED || i + 1 == n) {
 			break;
 		}

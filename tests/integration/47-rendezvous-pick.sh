@@ -188,8 +188,30 @@ expect_match '^np-rendezvous-cache 1 ' "$(head -n 1 "$CACHE")" "cache rebuilt"
 wait_for 10 eval '[ "$(done_sessions sr_us)" = 3 ]' || fail "@sr_us did not log session 5"
 plain
 
+# 8b. A rendezvous identity the server does not know is left out (its
+# error on stderr), the others still serve; RendezvousCache 0: no cache.
+CONF2=$T/np2.conf
+sed -e 's/^Rendezvous .*/Rendezvous @sr_nobody @sr_ap @sr_us/' "$CONF" >"$CONF2"
+echo "RendezvousCache 0" >>"$CONF2"
+chmod 0600 "$CONF2"
+sed "s|-v -F $CONF proxy|-v -F $CONF2 proxy|" "$SSHCONF" >"$T/ssh_config2"
+rm -f "$CACHE"
+out=$(lab_in client timeout 60 ssh -F "$T/ssh_config2" -o BatchMode=yes "$LAB_HOST" \
+    echo hello-s6 2>"$T/s6.err") || fail "ssh (s6) failed: $(tail -n 20 "$T/s6.err")"
+expect_eq hello-s6 "$out" "ssh (s6) output"
+ERRTXT=$(cat "$T/s6.err")
+expect_match '@sr_nobody' "$ERRTXT" "s6: the unknown identity's error"
+expect_match "probed 3 rendezvous in [0-9]+ ms: @sr_us $D, @sr_ap $D, @sr_nobody no answer; chose @sr_us \\(" \
+    "$ERRTXT" "s6: measured without it"
+expect_match 'rendezvous @sr_us granted the session' "$ERRTXT" "s6: @sr_us used"
+[ ! -e "$CACHE" ] || fail "RendezvousCache 0 wrote $CACHE"
+wait_for 10 eval '[ "$(done_sessions sr_us)" = 4 ]' || fail "@sr_us did not log session 6"
+
 # 9. np-deviced stopped: np ping exits 1, and still measures the
 # rendezvous (ours only) and tries the relay of the chosen one.
+for sr in sr_us sr_ap; do
+	kill -0 "${DELAY_PID[$sr]}" 2>/dev/null || fail "np-delay for @$sr is gone"
+done
 lab_kill np-deviced TERM
 run ping2 lab_in client timeout 60 "$BUILD/np" -F "$CONF" ping "$LAB_HOST"
 expect_rc 1 "np ping without the device"
