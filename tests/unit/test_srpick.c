@@ -10,10 +10,12 @@
 #include <unistd.h>
 
 #include <check.h>
+#include <json-c/json.h>
 
 #include "buf.h"
 #include "conf.h"
 #include "config.h"
+#include "diag.h"
 #include "err.h"
 #include "srpick.h"
 
@@ -222,6 +224,46 @@ START_TEST(cache_file)
 }
 END_TEST
 
+START_TEST(pong_rtt)
+{
+	struct np_pong pong;
+	struct json_object *o;
+	char text[2048];
+	size_t i, n;
+
+	memset(&pong, 0, sizeof(pong));
+	o = json_tokener_parse("{\"rtt\":{\"@a\":12,\"@b\":0,"
+	    "\"@c\":600000,\"@d\":600001,\"@e\":-1,\"@f\":\"5\","
+	    "\"g\":5,\"@H\":5,\"@i\":1.5}}");
+	ck_assert_ptr_nonnull(o);
+	np_pong_rtt(o, &pong);
+	json_object_put(o);
+	ck_assert_uint_eq(pong.nrtt, 3);
+	ck_assert_str_eq(pong.rtt_sr[0], "@a");
+	ck_assert_int_eq(pong.rtt_dev_ms[0], 12);
+	ck_assert_str_eq(pong.rtt_sr[1], "@b");
+	ck_assert_int_eq(pong.rtt_dev_ms[2], 600000);
+	/* none, or not an object, or too many members: nothing */
+	o = json_tokener_parse("{\"rtt\":[1]}");
+	np_pong_rtt(o, &pong);
+	json_object_put(o);
+	ck_assert_uint_eq(pong.nrtt, 0);
+	np_pong_rtt(NULL, &pong);
+	ck_assert_uint_eq(pong.nrtt, 0);
+	n = (size_t)snprintf(text, sizeof(text), "{\"rtt\":{");
+	for (i = 0; i <= NP_PONG_RTT_MAX; i++) {
+		n += (size_t)snprintf(text + n, sizeof(text) - n,
+		    "%s\"@s%zu\":1", i > 0 ? "," : "", i);
+	}
+	snprintf(text + n, sizeof(text) - n, "}}");
+	o = json_tokener_parse(text);
+	ck_assert_ptr_nonnull(o);
+	np_pong_rtt(o, &pong);
+	json_object_put(o);
+	ck_assert_uint_eq(pong.nrtt, 0);
+}
+END_TEST
+
 static Suite *
 srpick_suite(void)
 {
@@ -232,6 +274,7 @@ srpick_suite(void)
 	tcase_add_test(tc, cache_roundtrip);
 	tcase_add_test(tc, cache_bad);
 	tcase_add_test(tc, cache_file);
+	tcase_add_test(tc, pong_rtt);
 	suite_add_tcase(s, tc);
 	return s;
 }
