@@ -97,6 +97,60 @@ expect_rc 0 "bob recv"
 expect_eq "@alice note after s1 stopped" "$OUT" "delivered through s2"
 server_start_on s1 "$PORT_s1"
 
+# 3b. One name with several addresses: fleet.test is 127.0.0.2 and
+# 127.0.0.1 (a private /etc/hosts in a mount namespace), s1 listens on
+# 127.0.0.1 and s3 on 127.0.0.2, both on s1's port.  The instance alice
+# reaches through the name is stopped; her next command reaches the
+# other address.
+if unshare -m true 2>/dev/null; then
+	mkdir -m 0700 "$T/s3"
+	cp -p "$T/s1/server.conf" "$T/s1/tls.key" "$T/s1/tls.crt" "$T/s3/"
+	env --default-signal=INT "$NPSERVER" run -d "$T/s3" -l "127.0.0.2:$PORT_s1" \
+	    --port-file "$T/s3/port" >>"$T/s3.log" 2>&1 &
+	PID_s3=$!
+	PIDS+=("$PID_s3")
+	wait_for 10 test -s "$T/s3/port" || fail "np-server s3 did not start"
+	printf '127.0.0.2 fleet.test\n127.0.0.1 fleet.test\n' >"$T/hosts"
+	sed "s/^Server .*/Server fleet.test:$PORT_s1/" "$(config_of alice)" >"$T/alice-dns.conf"
+	chmod 0600 "$T/alice-dns.conf"
+	# dns TAG ARGS...: np as alice with the private hosts file.
+	dns() {
+		local tag=$1
+		shift
+		run "$tag" as alice timeout 30 unshare -m sh -c \
+		    'mount --bind "$0" /etc/hosts && exec "$@"' "$T/hosts" \
+		    "$NP" -F "$T/alice-dns.conf" "$@"
+	}
+	dns dns1 send @bob "through the name, first"
+	expect_rc 0 "alice send through fleet.test"
+	a3=$(grep -c 'auth ok: .* @alice$' "$T/s3.log")
+	if [ "$a3" -ge 1 ]; then
+		first=s3 other=s1
+		kill -TERM "$PID_s3"
+		wait "$PID_s3" 2>/dev/null
+	else
+		first=s1 other=s3
+		server_stop s1 TERM || fail "s1 did not exit 0 on SIGTERM"
+	fi
+	log "fleet.test reached $first first; stopped it"
+	before=$(grep -c 'auth ok: .* @alice$' "$T/$other.log")
+	dns dns2 send @bob "through the name, second"
+	expect_rc 0 "alice send through fleet.test with $first stopped"
+	[ "$(grep -c 'auth ok: .* @alice$' "$T/$other.log")" -gt "$before" ] ||
+	    fail "alice did not reach $other at the name's other address"
+	run dns-r npas bob recv --count 2 --timeout 10
+	expect_rc 0 "bob recv of the two"
+	expect_eq "@alice note through the name, first
+@alice note through the name, second" "$OUT" "both through the name"
+	if [ "$first" = s1 ]; then
+		server_start_on s1 "$PORT_s1"
+		kill -TERM "$PID_s3"
+		wait "$PID_s3" 2>/dev/null
+	fi
+else
+	log "no mount namespaces here: the several-addresses case is not run"
+fi
+
 # 4. PostgreSQL restarts under the fleet: both instances reconnect and
 # listen again, so delivery across them resumes by itself.
 "$NP_TEST_PG_CTL" restart >/dev/null 2>&1 || fail "pg_ctl restart"
