@@ -20,16 +20,11 @@
 #include "session.h"
 #include "srproto.h"
 
-struct ping_wait {
-	char nonce[NP_MID_LEN + 1];
-	struct json_object *body; /* own reference once answered */
-};
-
 static int
 ping_match(struct np_sctx *x, const struct np_push *p,
     const struct np_box_msg *m, void *arg)
 {
-	struct ping_wait *pw = arg;
+	struct np_diag_pinging *pw = arg;
 
 	if (strcmp(m->type, "np.pong") != 0) {
 		return NP_ERR_AGAIN;
@@ -134,7 +129,7 @@ np_pong_rtt(struct json_object *body, struct np_pong *out)
 static int
 ping_send(struct np_sctx *x, const struct np_target *t,
     const uint8_t pk[NP_PK_LEN], struct json_object *probe,
-    struct ping_wait *pw, struct np_cpc_waiter *w, uint32_t *rid)
+    struct np_diag_pinging *pw, struct np_cpc_waiter *w, uint32_t *rid)
 {
 	struct json_object *body, *v;
 	int r = NP_ERR_ALLOC;
@@ -160,7 +155,7 @@ ping_send(struct np_sctx *x, const struct np_target *t,
 }
 
 static void
-pong_fill(const struct ping_wait *pw, const struct np_target *t,
+pong_fill(const struct np_diag_pinging *pw, const struct np_target *t,
     struct np_pong *out)
 {
 	int has = 0;
@@ -181,32 +176,38 @@ np_diag_ping(struct np_sctx *x, const struct np_target *t,
 }
 
 int
-np_diag_ping_probe(struct np_sctx *x, const struct np_target *t,
+np_diag_ping_start(struct np_sctx *x, const struct np_target *t,
     const uint8_t pk[NP_PK_LEN], struct json_object *probe,
-    struct np_pong *out, char *why, size_t whylen)
+    struct np_diag_pinging *pg, char *why, size_t whylen)
 {
-	struct np_cpc_waiter w;
-	struct ping_wait pw;
-	uint64_t t0;
-	uint32_t rid = 0;
-	int r, send_failed = 0;
+	int r;
 
-	memset(&w, 0, sizeof(w));
-	memset(&pw, 0, sizeof(pw));
-	memset(out, 0, sizeof(*out));
+	memset(pg, 0, sizeof(*pg));
 	snprintf(why, whylen, "?");
-	if ((r = np_mid_new(pw.nonce)) != NP_OK) {
+	if ((r = np_mid_new(pg->nonce)) != NP_OK) {
 		snprintf(why, whylen, "%s", np_strerror(r));
 		return r;
 	}
-	t0 = np_now_mono_ms();
-	if ((r = ping_send(x, t, pk, probe, &pw, &w, &rid)) != NP_OK) {
+	pg->t0 = np_now_mono_ms();
+	if ((r = ping_send(x, t, pk, probe, pg, &pg->w, &pg->rid)) != NP_OK) {
 		snprintf(why, whylen, "cannot send to %s: %s", t->ident,
 		    np_strerror(r));
-		goto out;
+		np_diag_ping_clear(x, pg);
 	}
-	x->want_session = pw.nonce;
-	r = np_sctx_wait(x, t->ident, pk, ping_match, &pw, &w, &send_failed);
+	return r;
+}
+
+int
+np_diag_ping_finish(struct np_sctx *x, const struct np_target *t,
+    const uint8_t pk[NP_PK_LEN], struct np_diag_pinging *pg,
+    struct np_pong *out, char *why, size_t whylen)
+{
+	int r, send_failed = 0;
+
+	memset(out, 0, sizeof(*out));
+	x->want_session = pg->nonce;
+	r = np_sctx_wait(x, t->ident, pk, ping_match, pg, &pg->w,
+	    &send_failed);
 	x->want_session = NULL;
 	if (r == NP_ERR_STALE && x->stale) {
 		np_sctx_stale_msg(x, t->ident, why, whylen);
@@ -217,17 +218,40 @@ np_diag_ping_probe(struct np_sctx *x, const struct np_target *t,
 		snprintf(why, whylen, "%s%s: %s", send_failed ?
 		    "cannot send to " : "", t->ident, np_strerror(r));
 	} else {
-		out->rtt_ms = np_now_mono_ms() - t0;
-		pong_fill(&pw, t, out);
-		np_pong_rtt(pw.body, out);
+		out->rtt_ms = np_now_mono_ms() - pg->t0;
+		pong_fill(pg, t, out);
+		np_pong_rtt(pg->body, out);
 	}
- out:
-	if (!w.done && rid != 0) {
-		np_cpc_cancel(x->c, rid);
-	}
-	np_cpc_waiter_clear(&w);
-	json_object_put(pw.body);
+	np_diag_ping_clear(x, pg);
 	return r;
+}
+
+void
+np_diag_ping_clear(struct np_sctx *x, struct np_diag_pinging *pg)
+{
+	if (!pg->w.done && pg->rid != 0) {
+		np_cpc_cancel(x->c, pg->rid);
+	}
+	pg->rid = 0;
+	np_cpc_waiter_clear(&pg->w);
+	json_object_put(pg->body);
+	pg->body = NULL;
+}
+
+int
+np_diag_ping_probe(struct np_sctx *x, const struct np_target *t,
+    const uint8_t pk[NP_PK_LEN], struct json_object *probe,
+    struct np_pong *out, char *why, size_t whylen)
+{
+	struct np_diag_pinging pg;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = np_diag_ping_start(x, t, pk, probe, &pg, why, whylen)) !=
+	    NP_OK) {
+		return r;
+	}
+	return np_diag_ping_finish(x, t, pk, &pg, out, why, whylen);
 }
 
 /* ---------------- the relay ---------------- */

@@ -53,6 +53,26 @@ int np_diag_ping(struct np_sctx *x, const struct np_target *t,
 int np_diag_ping_probe(struct np_sctx *x, const struct np_target *t,
     const uint8_t pk[NP_PK_LEN], struct json_object *probe,
     struct np_pong *out, char *why, size_t whylen);
+/*
+ * The same in two halves, for a caller with something to do meanwhile:
+ * start sends the np.ping (queued on x's connection: run the loop once
+ * to write it), finish waits until x->deadline for its np.pong.  clear
+ * gives up a started one; finish and a failed start clear it.
+ */
+struct np_diag_pinging {
+	char nonce[NP_MID_LEN + 1];
+	struct json_object *body; /* the pong's, own reference */
+	struct np_cpc_waiter w;
+	uint32_t rid;
+	uint64_t t0;
+};
+int np_diag_ping_start(struct np_sctx *x, const struct np_target *t,
+    const uint8_t pk[NP_PK_LEN], struct json_object *probe,
+    struct np_diag_pinging *pg, char *why, size_t whylen);
+int np_diag_ping_finish(struct np_sctx *x, const struct np_target *t,
+    const uint8_t pk[NP_PK_LEN], struct np_diag_pinging *pg,
+    struct np_pong *out, char *why, size_t whylen);
+void np_diag_ping_clear(struct np_sctx *x, struct np_diag_pinging *pg);
 /* Pure: the "rtt" member of a pong body into out (nrtt, rtt_*). */
 void np_pong_rtt(struct json_object *body, struct np_pong *out);
 

@@ -521,26 +521,47 @@ probe_array(const struct np_strlist *ids, const struct probe_info *pi)
 	return a;
 }
 
-/* np.ping with the tickets; the device's round trips into out. */
-static void
-dev_ask(struct np_sctx *x, const struct np_strlist *ids,
+/*
+ * np.ping with the tickets, sent now (the loop run once to write it), so
+ * that the device probes while we do; NP_OK when it went.
+ */
+static int
+dev_send(struct np_sctx *x, const struct np_strlist *ids,
     const struct probe_info *pi, struct np_srpick_dev *dev,
-    struct np_srpick *out)
+    struct np_diag_pinging *pg)
 {
 	struct json_object *a;
-	uint64_t keep = x->deadline, end;
-	size_t i, k;
+	int r;
 
 	dev->r = NP_ERR_AGAIN;
 	if ((a = probe_array(ids, pi)) == NULL) {
-		return;
+		return NP_ERR_AGAIN;
 	}
-	end = np_now_mono_ms() + dev->wait_ms;
+	r = np_diag_ping_start(x, dev->t, dev->pk, a, pg, dev->why,
+	    sizeof(dev->why));
+	json_object_put(a);
+	if (r != NP_OK) {
+		dev->r = r;
+		return r;
+	}
+	(void)np_ev_run_once(x->cli->ev, 0);
+	return NP_OK;
+}
+
+/* Its np.pong, within dev->wait_ms of the send: the device's round
+ * trips into out. */
+static void
+dev_finish(struct np_sctx *x, const struct np_strlist *ids,
+    const struct probe_info *pi, struct np_srpick_dev *dev,
+    struct np_diag_pinging *pg, struct np_srpick *out)
+{
+	uint64_t keep = x->deadline, end = pg->t0 + dev->wait_ms;
+	size_t i, k;
+
 	x->deadline = end < keep ? end : keep;
-	dev->r = np_diag_ping_probe(x, dev->t, dev->pk, a, &dev->pong,
+	dev->r = np_diag_ping_finish(x, dev->t, dev->pk, pg, &dev->pong,
 	    dev->why, sizeof(dev->why));
 	x->deadline = keep;
-	json_object_put(a);
 	for (k = 0; dev->r == NP_OK && k < dev->pong.nrtt; k++) {
 		if ((i = ids_find(ids, dev->pong.rtt_sr[k])) < ids->n &&
 		    pi[i].got == 1) {
@@ -599,10 +620,11 @@ np_srpick_measure(struct np_sctx *x, const struct np_strlist *ids,
     struct np_srpick_dev *dev, struct np_srpick *out)
 {
 	struct probe_info pi[NP_SRPICK_MAX];
+	struct np_diag_pinging pg;
 	long to = x->cli->cfg.rendezvous_timeout;
 	uint64_t keep = x->deadline, end;
 	size_t i;
-	int r;
+	int r, sent;
 
 	memset(out, 0, sizeof(*out));
 	memset(pi, 0, sizeof(pi));
@@ -624,17 +646,20 @@ np_srpick_measure(struct np_sctx *x, const struct np_strlist *ids,
 	x->deadline = end < keep ? end : keep;
 	r = probe_ask(x, ids, pks, known, pi, out);
 	x->deadline = keep;
-	if (r == NP_OK && dev != NULL) {
-		dev_ask(x, ids, pi, dev, out);
-	}
 	for (i = 0; i < ids->n && r == NP_OK; i++) {
 		if (pi[i].got == 0 && known[i]) {
 			snprintf(out->e[i].why, sizeof(out->e[i].why),
 			    "no answer within %ld s", to);
 		}
 	}
+	/* The device probes while we do. */
+	sent = r == NP_OK && dev != NULL &&
+	    dev_send(x, ids, pi, dev, &pg) == NP_OK;
 	if (r == NP_OK) {
 		own_probes(ids, pi, to, keep, out);
+	}
+	if (sent) {
+		dev_finish(x, ids, pi, dev, &pg, out);
 	}
 	sodium_memzero(pi, sizeof(pi));
 	np_srpick_rank(out);
