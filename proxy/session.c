@@ -1326,9 +1326,8 @@ srd_fail(struct np_sctx *x, const struct np_target *t, const char *sr,
 	}
 }
 
-/* A body holding only {"rt": tag}. */
-static struct json_object *
-rt_body(const char *tag)
+struct json_object *
+np_sctx_rt_body(const char *tag)
 {
 	struct json_object *o = json_object_new_object(), *v;
 
@@ -1357,7 +1356,7 @@ srd_open(struct np_sctx *x, const struct np_target *t, const char *sr,
 	memset(&w, 0, sizeof(w));
 	memset(&sw, 0, sizeof(sw));
 	sw.s = s;
-	if ((body = rt_body(x->tag)) == NULL) {
+	if ((body = np_sctx_rt_body(x->tag)) == NULL) {
 		cli_err("out of memory");
 		return NP_ERR_ALLOC;
 	}

@@ -178,6 +178,10 @@ struct np_sctx {
 void np_sctx_stale_msg(const struct np_sctx *x, const char *peer, char *buf,
     size_t len);
 
+/* A box body holding only {"rt": tag} (srd.open, srd.probe); NULL when
+ * out of memory. */
+struct json_object *np_sctx_rt_body(const char *tag);
+
 /* Load the identity key, make a fresh reply tag (x->tag), connect and
  * authenticate before deadline, keep the pushed boxes.  Prints the
  * error. */

@@ -416,24 +416,6 @@ probe_match(struct np_sctx *x, const struct np_push *p,
 	return --pw->left == 0 ? NP_OK : NP_ERR_AGAIN;
 }
 
-/* A body holding only {"rt": tag}. */
-static struct json_object *
-probe_body(const char *tag)
-{
-	struct json_object *o = json_object_new_object(), *v;
-
-	if (o == NULL || (v = json_object_new_string(tag)) == NULL) {
-		json_object_put(o);
-		return NULL;
-	}
-	if (json_object_object_add(o, "rt", v) != 0) {
-		json_object_put(v);
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
 /* srd.probe to each known one; their answers into pi. */
 static int
 probe_ask(struct np_sctx *x, const struct np_strlist *ids,
@@ -455,7 +437,7 @@ probe_ask(struct np_sctx *x, const struct np_strlist *ids,
 	pw.known = known;
 	pw.pi = pi;
 	pw.out = out;
-	if ((body = probe_body(x->tag)) == NULL) {
+	if ((body = np_sctx_rt_body(x->tag)) == NULL) {
 		return NP_ERR_ALLOC;
 	}
 	for (i = 0; i < ids->n; i++) {
