@@ -45,7 +45,7 @@
 #define NP_CPC_ROT_MAX 16	      /* rotation chain entries */
 #define NP_CPC_DETAIL_MAX 256
 #define NP_CPC_SERVERS_MAX 16	      /* np_cpc_conf.servers entries */
-#define NP_CPC_EARLY_RETRIES 4	      /* closed before auth: tries again */
+#define NP_CPC_EARLY_RETRIES 6	      /* closed before auth: tries again */
 #define NP_CPC_EARLY_RETRY_MS 50      /* pauses: [50, 100], [50, 200] ... ms */
 
 struct np_cpc;
