@@ -55,7 +55,7 @@ kill_case flow-kill-c c $BIG
 kill_case flow-kill-d d $BIG
 kill_case idle-kill-c c 0
 kill_case idle-kill-d d 0
-wait_for 10 test "$(nfds)" -le "$fds0" ||
+wait_for 10 eval '[ "$(nfds)" -le "$fds0" ]' ||
     fail "np-srd holds $(nfds) fds after the sessions (before: $fds0)"
 kill -0 "$PID_sr" 2>/dev/null || fail "np-srd died"
 srd_stop sr || fail "np-srd exited $RC on SIGTERM"

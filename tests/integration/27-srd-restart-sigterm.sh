@@ -52,7 +52,10 @@ finished() {
 
 # ---- np-server restart under a relaying session ----
 paced srv-restart $RATE
-ups0=$(grep -c 'connected to 127.0.0.1 port' "$T/sr.log")
+# ups: how often np-srd has logged a connection to np-server (a function,
+# so that wait_for counts again on every poll).
+ups() { grep -c 'connected to 127.0.0.1 port' "$T/sr.log"; }
+ups0=$(ups)
 sleep 1
 server_stop s TERM || fail "np-server did not stop cleanly"
 sleep 1
@@ -61,7 +64,7 @@ server_start_on s "$port"
 t0=$(now_ms)
 finished srv-restart 60
 log "a session survived an np-server restart: $(grep "session $(json_field "$T/srv-restart.json" sid) .*end" "$T/sr.log")"
-wait_for 40 test "$(grep -c 'connected to 127.0.0.1 port' "$T/sr.log")" -gt "$ups0" ||
+wait_for 40 eval '[ "$(ups)" -gt "$ups0" ]' ||
     fail "np-srd did not reconnect to np-server within 40 s"
 sr_open alice sr "$T/after.json" --timeout 30
 expect_rc 0 "a new session after the np-server restart"
