@@ -1711,17 +1711,27 @@ write_known_hosts(struct np_sctx *x, const struct np_target *t,
 	return NP_OK;
 }
 
+/*
+ * Join the session at the rendezvous.  bound_ms > 0: another rendezvous
+ * could be asked, so the join gets at most bound_ms, and a failure other
+ * than a refusal is only described in msg (the caller says it).
+ */
 static int
 sr_join(struct np_sctx *x, const struct np_target *t,
-    const struct np_sr_session *s, int *fd)
+    const struct np_sr_session *s, int *fd, int bound_ms, char *msg,
+    size_t msglen)
 {
 	char why[256];
 	int r, ms = np_sctx_left_ms(x);
 
+	msg[0] = '\0';
 	if (ms == 0) {
 		cli_err("%s: session set-up took longer than %ld s", t->host,
 		    x->timeout_s);
 		return NP_ERR_TIMEOUT;
+	}
+	if (bound_ms > 0 && bound_ms < ms) {
+		ms = bound_ms;
 	}
 	r = np_sr_connect(&s->side[NP_SR_CLIENT], s->sid, NP_SR_CLIENT, ms,
 	    fd, why, sizeof(why));
@@ -1729,10 +1739,13 @@ sr_join(struct np_sctx *x, const struct np_target *t,
 		cli_err("%s: rendezvous refused the connection: %s", t->host,
 		    why);
 	} else if (r != NP_OK) {
-		cli_err("%s: cannot join the rendezvous at %s port %u: %s%s%s",
-		    t->host, s->side[NP_SR_CLIENT].host,
+		snprintf(msg, msglen, "cannot join the rendezvous at %s port "
+		    "%u: %s%s%s", s->side[NP_SR_CLIENT].host,
 		    (unsigned)s->side[NP_SR_CLIENT].port, np_strerror(r),
 		    why[0] != '\0' ? ": " : "", why);
+		if (bound_ms <= 0) {
+			cli_err("%s: %s", t->host, msg);
+		}
 	}
 	return r;
 }
@@ -1919,41 +1932,77 @@ sr_ranking(struct np_sctx *x, const struct np_target *t,
 }
 
 /*
- * Several Rendezvous: the best of the ranking that grants a session
- * within RendezvousTimeout, else the next (the last gets what is left
- * of the set-up's time).  The ones that did not answer go to the end of
- * the cached ranking.
+ * Several Rendezvous: what one set-up knows across its tries.  The
+ * ranking is made once (cache or measurement); next is where the
+ * following try starts, used the one that granted the session, and
+ * failed the ones that did not answer or could not be joined, in that
+ * order, which go to the end of the cached ranking.
+ */
+struct sr_pick {
+	struct np_srpick p;
+	uint8_t pks[NP_SRPICK_MAX][NP_PK_LEN];
+	int known[NP_SRPICK_MAX];
+	char cpath[PATH_MAX];
+	size_t next, used, nfailed;
+	char failed[NP_SRPICK_MAX][NP_IDENT_MAX + 1];
+};
+
+/* Note id as failed and write the cache with the failed ones last. */
+static void
+sr_pick_failed(struct np_sctx *x, struct sr_pick *st, const char *id)
+{
+	struct np_srpick c;
+	size_t i;
+
+	if (st->nfailed < NP_SRPICK_MAX) {
+		snprintf(st->failed[st->nfailed], sizeof(st->failed[0]), "%s",
+		    id);
+		st->nfailed++;
+	}
+	if (x->cli->cfg.rendezvous_cache <= 0 || st->cpath[0] == '\0') {
+		return;
+	}
+	c = st->p;
+	for (i = 0; i < st->nfailed; i++) {
+		np_srpick_demote(&c, st->failed[i]);
+	}
+	(void)np_srcache_save(st->cpath, &c);
+}
+
+/*
+ * The best of the ranking from st->next on that grants a session within
+ * RendezvousTimeout, else the next (the last gets what is left of the
+ * set-up's time).
  */
 static int
 sr_pick_open(struct np_sctx *x, const struct np_target *t,
-    uint8_t dev_pk[NP_PK_LEN], struct np_sr_session *s)
+    uint8_t dev_pk[NP_PK_LEN], struct sr_pick *st, struct np_sr_session *s)
 {
 	struct np_cli *cli = x->cli;
-	struct np_srpick p;
-	uint8_t pks[NP_SRPICK_MAX][NP_PK_LEN];
-	int known[NP_SRPICK_MAX], r, failed = 0;
+	struct np_srpick *p = &st->p;
+	int r;
 	const char *ids[1];
-	char cpath[PATH_MAX], id[NP_IDENT_MAX + 1];
+	char id[NP_IDENT_MAX + 1];
 	long to = cli->cfg.rendezvous_timeout;
 	uint64_t keep = x->deadline, end;
 	size_t i, n;
 
-	memset(known, 0, sizeof(known));
-	cpath[0] = '\0';
-	if ((r = sr_ranking(x, t, dev_pk, &p, pks, known, cpath)) != NP_OK) {
+	if (st->next == 0 && (r = sr_ranking(x, t, dev_pk, p, st->pks,
+	    st->known, st->cpath)) != NP_OK) {
 		return r;
 	}
-	n = p.n;
-	for (i = 0, r = NP_ERR_INTERNAL; i < n; i++) {
-		snprintf(id, sizeof(id), "%s", p.e[i].id);
+	n = p->n;
+	for (i = st->next, r = NP_ERR_INTERNAL; i < n; i++) {
+		snprintf(id, sizeof(id), "%s", p->e[i].id);
 		ids[0] = id;
-		if (!known[i] && (r = np_sctx_lookup(x, ids, 1, &pks[i])) !=
-		    NP_OK) {
+		if (!st->known[i] && (r = np_sctx_lookup(x, ids, 1,
+		    &st->pks[i])) != NP_OK) {
 			/* its error printed */
 		} else {
+			st->known[i] = 1;
 			end = np_now_mono_ms() + (uint64_t)to * 1000;
 			x->deadline = i + 1 < n && end < keep ? end : keep;
-			r = srd_open(x, t, id, pks[i], s, i + 1 < n);
+			r = srd_open(x, t, id, st->pks[i], s, i + 1 < n);
 			x->deadline = keep;
 		}
 		if (r == NP_OK || r == NP_ERR_CLOSED || i + 1 == n) {
@@ -1961,16 +2010,12 @@ sr_pick_open(struct np_sctx *x, const struct np_target *t,
 		}
 		cli_step(cli, "rendezvous %s: %s; trying %s", id,
 		    r == NP_ERR_TIMEOUT ? "no answer in time" : np_strerror(r),
-		    p.e[i + 1].id);
-		failed++;
+		    p->e[i + 1].id);
+		sr_pick_failed(x, st, id);
 	}
-	if (failed > 0 && cli->cfg.rendezvous_cache > 0 && cpath[0] != '\0') {
-		for (i = 0; i < (size_t)failed; i++) {
-			np_srpick_demote(&p, p.e[0].id);
-		}
-		(void)np_srcache_save(cpath, &p);
-	}
+	st->next = i + 1;
 	if (r == NP_OK) {
+		st->used = i;
 		cli_step(cli, "rendezvous %s granted the session", id);
 	}
 	return r;
@@ -1988,7 +2033,9 @@ np_session_open(struct np_cli *cli, const struct np_target *t,
 	char pub[NP_SSHKEY_B64_LEN + sizeof(NP_SSHKEY_ED25519) + 1];
 	long to = cli->cfg.session_timeout > 0 ? cli->cfg.session_timeout :
 	    NP_CONFIG_DEFAULT_SESSION_TIMEOUT;
-	int r;
+	int multi = cli->cfg.rendezvous_list.n > 1, more, r;
+	struct sr_pick *st = NULL;
+	char msg[1024];
 
 	memset(out, 0, sizeof(*out));
 	memset(&ok, 0, sizeof(ok));
@@ -2005,12 +2052,18 @@ np_session_open(struct np_cli *cli, const struct np_target *t,
 	    sizeof(pub))) != NP_OK) {
 		return r;
 	}
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		cli_err("out of memory");
+		return NP_ERR_ALLOC;
+	}
 	if ((r = np_sctx_open(cli, np_now_mono_ms() + (uint64_t)to * 1000,
 	    to, &x)) != NP_OK) {
+		free(st);
 		return r;
 	}
-	if (cli->cfg.rendezvous_list.n > 1) {
-		r = sr_pick_open(x, t, pks[0], &s);
+ again:
+	if (multi) {
+		r = sr_pick_open(x, t, pks[0], st, &s);
 	} else {
 		ids[0] = t->ident;
 		ids[1] = cli->cfg.rendezvous;
@@ -2027,17 +2080,43 @@ np_session_open(struct np_cli *cli, const struct np_target *t,
 		goto out;
 	}
 	answered_step(cli, w, &ok);
-	/* It may still fail to reach its sshd or the rendezvous. */
-	watch_start(x, t->ident, pks[0], s.sid);
 	if (!w->tunnel && (r = write_known_hosts(x, t, w->kh_port, &ok,
 	    out)) != NP_OK) {
 		goto out;
 	}
 	out->expires = ok.expires;
 	out->tunnel = w->tunnel;
-	if ((r = sr_join(x, t, &s, &out->fd)) != NP_OK) {
+	/*
+	 * A rendezvous that granted the session but cannot be joined (its
+	 * data port down or unreachable from here): with another one left,
+	 * the whole exchange again through the next, within the set-up's
+	 * time.  The device gives up its side of the first by itself.
+	 */
+	more = multi && st->next < st->p.n;
+	if ((r = sr_join(x, t, &s, &out->fd, more ?
+	    (int)(cli->cfg.rendezvous_timeout * 1000) : 0, msg,
+	    sizeof(msg))) != NP_OK) {
+		if (more && r != NP_ERR_AUTH && np_sctx_left_ms(x) > 0) {
+			cli_step(cli, "rendezvous %s: %s; trying %s",
+			    st->p.e[st->used].id, msg,
+			    st->p.e[st->next].id);
+			sr_pick_failed(x, st, st->p.e[st->used].id);
+			np_srec_free(out->seal);
+			np_srec_free(out->open);
+			out->seal = out->open = NULL;
+			np_session_ok_clear(&ok);
+			memset(&ok, 0, sizeof(ok));
+			sodium_memzero(&s, sizeof(s));
+			goto again;
+		}
+		if (more && msg[0] != '\0') {
+			cli_err("%s: %s", t->host, msg);
+		}
 		goto out;
 	}
+	/* It may still fail to reach its sshd: a refusal queued meanwhile
+	 * is looked at now. */
+	watch_start(x, t->ident, pks[0], s.sid);
 	/*
 	 * A rendezvous (or a network between) that vanishes without FIN
 	 * must end the relay, not leave ssh waiting for ever: keepalive
@@ -2067,5 +2146,6 @@ np_session_open(struct np_cli *cli, const struct np_target *t,
 	np_session_ok_clear(&ok);
 	sodium_memzero(&s, sizeof(s));
 	np_sctx_free(x);
+	free(st);
 	return r;
 }

@@ -11,8 +11,10 @@
 # line for it. @sr_eu killed: the next session waits RendezvousTimeout
 # for it, then takes @sr_us; the one after goes to @sr_us at once (the
 # cache puts @sr_eu last). A malformed cache is measured anew. np doctor
-# checks all three; np ping without the device still measures them. Plain ssh through the lab's own single @sr works
-# throughout.
+# checks all three; np ping without the device still measures them. A
+# rendezvous that grants but cannot be joined (its data port gone): the
+# same ssh goes through the next. Plain ssh through the lab's own
+# single @sr works throughout.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/lab/testlib.sh"
 lab_require
@@ -219,4 +221,29 @@ expect_match 'no answer from @demo within 8 s' "$ERR" "ping: the device's error"
 expect_match '^rendezvous @sr_us: probe round trip [0-9]+ ms \(chosen\)$' "$OUT" "ping: @sr_us chosen, ours only"
 expect_match '^rendezvous @sr_eu: FAIL: no answer within 3 s$' "$OUT" "ping: @sr_eu down"
 expect_match '^relay @sr_us: granted ' "$OUT" "ping: relay line for @sr_us"
+
+# 10. A rendezvous that grants the session but cannot be joined: @sr_us
+# answers over the control plane, its data port (the delay line) is
+# gone. The session is set up again through the next, @sr_ap, in the
+# same ssh, and the cache puts @sr_us last.
+lab_restart np-deviced
+rm -f "$CACHE"
+pssh s7
+expect_match 'rendezvous @sr_us granted the session' "$(cat "$T/s7.err")" "s7: @sr_us used"
+wait_for 10 eval '[ "$(done_sessions sr_us)" = 5 ]' || fail "@sr_us did not log session 7"
+expect_eq "@sr_us" "$(sed -n '2p' "$CACHE" | awk '{print $1}')" "cache: @sr_us first"
+kill "${DELAY_PID[sr_us]}"
+wait_exit "${DELAY_PID[sr_us]}" 10 || fail "np-delay for @sr_us did not exit"
+pssh s8
+ERRTXT=$(cat "$T/s8.err")
+expect_match 'rendezvous @sr_us, the cached choice' "$ERRTXT" "s8: cached @sr_us"
+expect_match 'rendezvous @sr_us: cannot join the rendezvous at 127\.0\.2\.2 port [0-9]+: .*; trying @sr_ap' \
+    "$ERRTXT" "s8: the join failed, the next asked"
+expect_match 'rendezvous @sr_ap granted the session' "$ERRTXT" "s8: @sr_ap used"
+expect_nomatch 'demo.noports: cannot join' "$ERRTXT" "s8: no error printed for the fallback"
+wait_for 10 eval '[ "$(done_sessions sr_ap)" = 1 ]' ||
+    fail "@sr_ap did not log session 8: $(tail -n 5 "$T/sr_ap-srd.log")"
+expect_eq "@sr_ap @sr_eu @sr_us" "$(sed -n '2,$p' "$CACHE" | awk '{print $1}' | xargs)" \
+    "cache ranking after the failed join"
+plain
 log "ok"
