@@ -1842,7 +1842,7 @@ answered_step(struct np_cli *cli, const struct np_want *w,
  * p->e[i].id.  cpath (PATH_MAX) gets the cache's path ("": none).
  */
 static int
-sr_ranking(struct np_sctx *x, const struct np_target *t,
+sr_ranking_do(struct np_sctx *x, const struct np_target *t,
     uint8_t dev_pk[NP_PK_LEN], struct np_srpick *p,
     uint8_t (*pks)[NP_PK_LEN], int *known, char *cpath)
 {
@@ -1929,6 +1929,66 @@ sr_ranking(struct np_sctx *x, const struct np_target *t,
 		cli_step(cli, "cannot write %s: %s", cpath, np_strerror(r));
 	}
 	return NP_OK;
+}
+
+/*
+ * The device's cache is missing or old: only one np measures at a time
+ * (np tunnel's children, parallel ssh to one device).  The others wait
+ * on cache.lock, for at most about one measurement, then use what it
+ * wrote; the fd of the lock, to hold until the cache is written, or -1
+ * (none to be had: we measure anyway).
+ */
+static int
+sr_cache_lock(struct np_sctx *x, const struct np_target *t,
+    const char *cpath)
+{
+	struct np_cli *cli = x->cli;
+	uint64_t end = np_now_mono_ms() +
+	    (2 * (uint64_t)cli->cfg.rendezvous_timeout + 2) * 1000;
+	int fd, waited = 0;
+
+	(void)np_mkdir_parent(cpath); /* the first time: as the save would */
+	for (;;) {
+		if ((fd = lock_file(cpath, 1)) >= 0 ||
+		    (errno != EWOULDBLOCK && errno != EAGAIN)) {
+			break;
+		}
+		if (!waited) {
+			cli_step(cli, "another np is measuring the rendezvous "
+			    "for %s; waiting for its result", t->ident);
+			waited = 1;
+		}
+		if (np_now_mono_ms() >= end || np_sctx_left_ms(x) == 0) {
+			cli_step(cli, "still measuring; measuring ourselves");
+			break;
+		}
+		if (np_ev_run_once(cli->ev, 50) != NP_OK) {
+			break;
+		}
+	}
+	return fd;
+}
+
+/* sr_ranking_do, with one measurement at a time per device. */
+static int
+sr_ranking(struct np_sctx *x, const struct np_target *t,
+    uint8_t dev_pk[NP_PK_LEN], struct np_srpick *p,
+    uint8_t (*pks)[NP_PK_LEN], int *known, char *cpath)
+{
+	const struct np_config *cfg = &x->cli->cfg;
+	int fd = -1, r;
+
+	if (cfg->rendezvous_cache > 0 && np_srcache_path(cfg, t->ident,
+	    cpath, PATH_MAX) == NP_OK && np_srcache_load(cpath,
+	    &cfg->rendezvous_list, np_now_real_ms(), cfg->rendezvous_cache,
+	    p) != NP_OK) {
+		fd = sr_cache_lock(x, t, cpath);
+	}
+	r = sr_ranking_do(x, t, dev_pk, p, pks, known, cpath);
+	if (fd >= 0) {
+		close(fd);
+	}
+	return r;
 }
 
 /*

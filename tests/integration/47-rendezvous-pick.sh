@@ -13,7 +13,8 @@
 # cache puts @sr_eu last). A malformed cache is measured anew. np doctor
 # checks all three; np ping without the device still measures them. A
 # rendezvous that grants but cannot be joined (its data port gone): the
-# same ssh goes through the next. Plain ssh through the lab's own
+# same ssh goes through the next. Sessions at once without a cache:
+# one measures, the others use its result. Plain ssh through the lab's own
 # single @sr works throughout.
 . "$(dirname "$0")/../lib.sh"
 . "$TOP/tests/lab/testlib.sh"
@@ -246,4 +247,30 @@ wait_for 10 eval '[ "$(done_sessions sr_ap)" = 1 ]' ||
 expect_eq "@sr_ap @sr_eu @sr_us" "$(sed -n '2,$p' "$CACHE" | awk '{print $1}' | xargs)" \
     "cache ranking after the failed join"
 plain
+
+# 11. Four sessions at once and no cache: one measures (it takes
+# RendezvousTimeout, @sr_eu being down), the others wait on the cache's
+# lock and use its result; the device is asked for its probes once.
+rm -f "$CACHE"
+pongs0=$(grep -c 'pong to @client' "$LAB/logs/np-deviced.log")
+ap0=$(done_sessions sr_ap)
+pids=()
+for i in 1 2 3 4; do
+	lab_in client timeout 60 ssh -F "$SSHCONF" -o BatchMode=yes "$LAB_HOST" \
+	    echo "hello-p$i" >"$T/p$i.sout" 2>"$T/p$i.err" &
+	pids+=($!)
+done
+for i in 1 2 3 4; do
+	wait "${pids[$((i - 1))]}" || fail "ssh (p$i) failed: $(tail -n 20 "$T/p$i.err")"
+	expect_eq "hello-p$i" "$(cat "$T/p$i.sout")" "ssh (p$i) output"
+done
+expect_eq 1 "$(cat "$T"/p[1-4].err | grep -c 'probed 3 rendezvous')" \
+    "parallel sessions: one measured"
+expect_eq 3 "$(cat "$T"/p[1-4].err | grep -c 'rendezvous @sr_ap, the cached choice')" \
+    "parallel sessions: three used its result"
+log "parallel sessions: $(cat "$T"/p[1-4].err | grep -c 'waiting for its result') of 3 waited for the measuring one"
+expect_eq $((pongs0 + 1)) "$(grep -c 'pong to @client' "$LAB/logs/np-deviced.log")" \
+    "parallel sessions: the device probed once"
+wait_for 10 eval '[ "$(done_sessions sr_ap)" = $((ap0 + 4)) ]' ||
+    fail "@sr_ap did not log the four sessions"
 log "ok"
