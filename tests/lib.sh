@@ -50,10 +50,21 @@ san_check() {
 	[ "$found" = 0 ]
 }
 
+# kill_tree PID: SIGTERM to PID's descendants, deepest first, then to
+# PID.  bg of a shell function (lssh, npas, ...) leaves a subshell whose
+# children (timeout, ssh, np) a kill of BGPID alone would not reach.
+kill_tree() {
+	local c
+	for c in $(pgrep -P "$1" 2>/dev/null); do
+		kill_tree "$c"
+	done
+	kill "$1" 2>/dev/null
+}
+
 cleanup() {
 	local p rc=$?
 	for p in "${PIDS[@]:-}"; do
-		[ -n "$p" ] && kill "$p" 2>/dev/null
+		[ -n "$p" ] && kill_tree "$p"
 	done
 	for p in "${PIDS[@]:-}"; do
 		[ -n "$p" ] && wait "$p" 2>/dev/null

@@ -51,7 +51,9 @@ finished() {
 }
 
 # ---- np-server restart under a relaying session ----
-paced srv-restart $RATE
+# At half the pace (~8 s): the checks below spend 3-4 s (two sleeps, the
+# stop) before they look that the session is still relaying.
+paced srv-restart $((RATE / 2))
 # ups: how often np-srd has logged a connection to np-server (a function,
 # so that wait_for counts again on every poll).
 ups() { grep -c 'connected to 127.0.0.1 port' "$T/sr.log"; }
@@ -75,8 +77,10 @@ a1=$BGPID
 sr_side after-d "$T/after.json" d --send 1000 --seed 2 --shut \
     --expect-recv 1000 --timeout 20
 a2=$BGPID
-wait_exit "$a1" 30 && expect_rc 0 "after: client side"
-wait_exit "$a2" 30 && expect_rc 0 "after: device side"
+wait_exit "$a1" 30 || fail "after: the client side did not finish"
+expect_rc 0 "after: client side"
+wait_exit "$a2" 30 || fail "after: the device side did not finish"
+expect_rc 0 "after: device side"
 
 # ---- SIGTERM: a relaying session finishes within GraceTime ----
 sr_open alice sr "$T/waiting.json" --timeout 20

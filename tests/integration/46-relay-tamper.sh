@@ -76,10 +76,11 @@ is_prefix() {
 # tunnel (--once); RC is np's exit status, $T/TAG.log its stderr, and
 # RECV the file the sink wrote.
 up_once() {
-	local tag=$1 lp before
+	local tag=$1 lp before before_names
 	shift
 	lp=$(free_port)
 	before=$(ls "$T/recv" | wc -l)
+	before_names=$(ls "$T/recv")
 	bg "$tag" $NP tunnel "$LAB_HOST" -L "$lp:127.0.0.1:$SINK" --once -q "$@"
 	local np=$BGPID
 	wait_for 10 tcp_listening "$lp" || fail "$tag: np tunnel did not listen"
@@ -88,8 +89,19 @@ up_once() {
 	wait_exit "$np" 30 || fail "$tag: np tunnel did not exit"
 	wait_for 10 eval "[ \$(ls '$T/recv' | wc -l) -gt $before ]" ||
 	    fail "$tag: the sink saw no connection"
-	RECV=$T/recv/$(ls -t "$T/recv" | head -n 1)
-	sleep 0.2 # the sink's cat finishes its file
+	# the new file (ls -t could name one still being written), once its
+	# size holds still: the sink's socat can close before its cat has
+	# written all of it.
+	RECV=$T/recv/$(ls "$T/recv" | grep -vxF -f <(printf '%s\n' "$before_names") | head -n 1)
+	wait_for 10 settled "$RECV" || fail "$tag: the sink's file keeps growing"
+}
+
+# settled FILE: FILE's size is the same 0.3 s later.
+settled() {
+	local a
+	a=$(stat -c %s "$1") || return 1
+	sleep 0.3
+	[ "$a" = "$(stat -c %s "$1")" ]
 }
 
 # down_once TAG [np tunnel options]: the source's payload to us through a

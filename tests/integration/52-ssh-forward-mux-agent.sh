@@ -37,7 +37,7 @@ wait_exit "$p3" 20 && wait_exit "$p4" 20 || fail "parallel -L connections hung"
 OUT=; ERR=$(cat "$T/e3.log" "$T/e4.log")
 expect_eq one "$(cat "$T/e3.out")" "first parallel -L connection"
 expect_eq two "$(cat "$T/e4.out")" "second parallel -L connection"
-kill "$fwdpid"
+kill_tree "$fwdpid" # ssh itself, not only the shell bg made
 wait_exit "$fwdpid" 10 || fail "ssh -N -L did not exit on SIGTERM"
 log "-L forwarding ok"
 

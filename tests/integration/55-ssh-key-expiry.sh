@@ -38,7 +38,10 @@ else
 fi
 
 # Past the TTL (plus a second for expiry-time's granularity): refused.
-while [ $(($(now_ms) - t0)) -lt $(((TTL + 2) * 1000)) ]; do
+# Counted from t1: the device set the expiry when it accepted the
+# session, which was after t0 by however long the set-up took, and
+# before the login that t1 follows.
+while [ $(($(now_ms) - t1)) -lt $(((TTL + 2) * 1000)) ]; do
 	sleep 0.2
 done
 direct expired "$T/sesskey"

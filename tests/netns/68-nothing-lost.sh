@@ -52,7 +52,8 @@ while [ $done_n -lt "$NSESS" ]; do
 		wait "$p" || failed=$((failed + 1))
 	done
 	done_n=$((done_n + ${#pids[@]}))
-	[ $((SECONDS - t0)) -lt 240 ] || fail "only $done_n sessions in 240 s"
+	# a bound, not a speed check (sanitizer builds on a loaded machine)
+	[ $((SECONDS - t0)) -lt 900 ] || fail "only $done_n sessions in 900 s"
 done
 dur=$((SECONDS - t0))
 log "$NSESS ssh sessions ($PAR at a time) in $dur s, $failed failed"

@@ -12,7 +12,8 @@
  * side is --side (default c) is tampered with in direction --dir
  * (default up: peer -> rendezvous): --flip OFF xors 0x01 into the byte
  * at offset OFF of that stream, --cut OFF closes both connections once
- * OFF bytes of it have passed.  --dump FILE appends every relayed byte
+ * OFF bytes of it have passed and more would follow (a stream of exactly
+ * OFF bytes is not cut: nothing of it is lost).  --dump FILE appends every relayed byte
  * (both directions, after the lines) of the tampered side to FILE, so a
  * test can look for plaintext on the wire.  Says "np-tamper: flipped OFF"
  * or "np-tamper: cut at OFF" on stderr when it did.  Prints "ready PORT" on stdout
@@ -161,7 +162,7 @@ serve(const struct opts *o, int a)
 				continue;
 			}
 			if (mine && i == d && o->cut >= 0 &&
-			    off[i] + n >= o->cut) {
+			    off[i] + n > o->cut) {
 				n = (ssize_t)(o->cut - off[i]);
 				if (n > 0) {
 					(void)write_all(fds[1 - i], buf,
