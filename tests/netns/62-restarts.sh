@@ -62,7 +62,16 @@ sleep 2
 t_up=$(now_ms)
 lab_restart np-server
 t_r=$(now_ms)
-SSH_LIMIT=30 run q1 lssh "$LAB_HOST" 'echo queued'
+# q1 with SessionTimeout 40: its request waits at the server until
+# np-deviced and np-srd are back, and after 4-6 s down their backoff can
+# reach 8-16 s, more than the default 15 s of set-up.
+grep -v '^SessionTimeout' "$LAB/client.conf" >"$T/q1.conf"
+echo 'SessionTimeout 40' >>"$T/q1.conf"
+chmod 0600 "$T/q1.conf"
+sed "s|-F $LAB/client.conf proxy|-F $T/q1.conf proxy|" "$LAB/ssh_config" >"$T/q1.ssh_config"
+grep -q -- "-F $T/q1.conf proxy" "$T/q1.ssh_config" || fail "q1's ssh config not rewritten"
+run q1 lab_in client timeout 50 ssh -F "$T/q1.ssh_config" -o BatchMode=yes \
+    "$LAB_HOST" 'echo queued'
 t_q=$(now_ms)
 expect_rc 0 "an ssh right after np-server restarted"
 expect_eq queued "$OUT" "its output"
